@@ -1,0 +1,60 @@
+# Two commands set everything up on a fresh clone: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: install run test lint format typecheck schema schema-check pytest bench bench-small clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## Serve on http://127.0.0.1:8000 (embedded PostgreSQL in .crm/ unless CRM_DATABASE_URL is set).
+run: install
+	$(BIN)/crm serve
+
+## Lint, type-check, check generated schemas, run the test suite.
+test: install lint typecheck schema-check pytest
+
+lint: install
+	$(BIN)/ruff check app tests migrations bench
+	$(BIN)/ruff format --check app tests migrations bench
+
+format: install
+	$(BIN)/ruff check --fix app tests migrations bench
+	$(BIN)/ruff format app tests migrations bench
+
+typecheck: install
+	$(BIN)/mypy
+
+## Regenerate openapi/openapi.json and openapi/schema.graphql from the code.
+schema: install
+	$(BIN)/crm export-schema --out openapi
+
+## Fail when openapi/ differs from what the code generates.
+schema-check: install
+	@tmp=$$(mktemp -d) && $(BIN)/crm export-schema --out $$tmp >/dev/null && \
+	if ! diff -u openapi/openapi.json $$tmp/openapi.json >/dev/null || \
+	   ! diff -u openapi/schema.graphql $$tmp/schema.graphql >/dev/null; then \
+	  echo "openapi/ is out of date: run 'make schema' and commit the result"; \
+	  diff -u openapi/schema.graphql $$tmp/schema.graphql | head -40; rm -rf $$tmp; exit 1; \
+	fi; rm -rf $$tmp; echo "openapi/ is up to date"
+
+pytest: install
+	$(BIN)/pytest -q
+
+bench: install
+	$(BIN)/python -m bench --scale medium
+
+bench-small: install
+	$(BIN)/python -m bench --scale small
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import strawberry
+from strawberry.types import Info
+
+from app.api_key import schemas
+from app.api_key.service import api_key as api_key_service
+from app.auth.scopes import Scope
+from app.graphql.context import Context
+from app.graphql.relay import Connection, Edge, PageInfo, page_size
+from app.kit.schemas import parse_input
+from app.models import ApiKey
+
+
+@strawberry.type(name="ApiKey")
+class ApiKeyType:
+    id: uuid.UUID
+    name: str
+    prefix: str
+    scopes: list[str]
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+    version: int
+
+    @classmethod
+    def from_model(cls, record: ApiKey) -> ApiKeyType:
+        return cls(
+            id=record.id, name=record.name, prefix=record.prefix, scopes=list(record.scopes),
+            created_at=record.created_at, expires_at=record.expires_at,
+            last_used_at=record.last_used_at, revoked_at=record.revoked_at,
+            version=record.version,
+        )  # fmt: skip
+
+
+@strawberry.input
+class ApiKeyCreateInput:
+    name: str
+    scopes: list[str]
+    expires_at: datetime | None = None
+
+
+@strawberry.type
+class ApiKeyCreatePayload:
+    api_key: ApiKeyType
+    key: str = strawberry.field(description="The secret, shown once.")
+
+
+@strawberry.type
+class ApiKeyQuery:
+    @strawberry.field(description="The workspace's API keys, newest first.")
+    async def api_keys(
+        self,
+        info: Info[Context, None],
+        first: int | None = None,
+        after: str | None = None,
+        include_revoked: bool = False,
+    ) -> Connection[ApiKeyType]:
+        auth = info.context.require(Scope.admin)
+        async with info.context.db() as session:
+            rows, next_cursor = await api_key_service.list(
+                session, auth, limit=page_size(first), cursor=after, sort=None,
+                include_revoked=include_revoked,
+            )  # fmt: skip
+        edges = [
+            Edge(node=ApiKeyType.from_model(row), cursor=api_key_service.cursor_of(row))
+            for row in rows
+        ]
+        return Connection(
+            edges=edges,
+            page_info=PageInfo(has_next_page=next_cursor is not None, end_cursor=next_cursor
+                               or (edges[-1].cursor if edges else None)),
+        )  # fmt: skip
+
+
+@strawberry.type
+class ApiKeyMutation:
+    @strawberry.mutation(description="Issue an API key; the payload holds its secret, once.")
+    async def create_api_key(
+        self, info: Info[Context, None], input: ApiKeyCreateInput
+    ) -> ApiKeyCreatePayload:
+        auth = info.context.require(Scope.admin)
+        create = parse_input(schemas.ApiKeyCreate, vars(input))
+        async with info.context.unit_of_work() as session:
+            created = await api_key_service.create(session, auth, create)
+        return ApiKeyCreatePayload(api_key=ApiKeyType.from_model(created.record),
+                                   key=created.token)  # fmt: skip
+
+    @strawberry.mutation(description="Revoke an API key: it stops working at once.")
+    async def revoke_api_key(
+        self, info: Info[Context, None], id: uuid.UUID, if_match: str | None = None
+    ) -> ApiKeyType:
+        auth = info.context.require(Scope.admin)
+        async with info.context.unit_of_work() as session:
+            record = await api_key_service.revoke(session, auth, id, if_match=if_match)
+        return ApiKeyType.from_model(record)

@@ -1,0 +1,258 @@
+"""The ``crm`` command: serve, migrate, workspaces, API keys, schema export, demo data."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import os
+import sys
+import tempfile
+import uuid
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from app.config import Settings, get_settings
+
+cli = typer.Typer(
+    help="A headless CRM service.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+workspace_cli = typer.Typer(help="Manage workspaces.", no_args_is_help=True)
+apikey_cli = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+cli.add_typer(workspace_cli, name="workspace")
+cli.add_typer(apikey_cli, name="apikey")
+
+R = TypeVar("R")
+
+
+def fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=1)
+
+
+def friendly_errors(command: Callable[..., R]) -> Callable[..., R]:
+    """Every failure is one line on stderr and a non-zero exit, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> R:
+        from app.db.embedded import EmbeddedPostgresError
+        from app.kit.errors import CRMError
+
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except CRMError as exc:
+            details = "; ".join(f"{e.field}: {e.message}" for e in exc.errors)
+            raise fail(f"{exc.detail}{' (' + details + ')' if details else ''}") from None
+        except EmbeddedPostgresError as exc:
+            raise fail(str(exc)) from None
+        except (OSError, ConnectionError) as exc:
+            raise fail(f"cannot reach the database: {exc}") from None
+        except Exception as exc:
+            from sqlalchemy.exc import SQLAlchemyError
+
+            if isinstance(exc, SQLAlchemyError):
+                reason = str(getattr(exc, "orig", exc)).splitlines()[0]
+                raise fail(f"database error: {reason}") from None
+            raise fail(f"{exc.__class__.__name__}: {exc}") from None
+
+    return wrapper
+
+
+@contextlib.contextmanager
+def database_target(settings: Settings, *, migrate: bool) -> Iterator[Any]:
+    """The database for a one-off command; an embedded server started for it is stopped
+    afterwards unless a ``crm serve`` has taken it over meanwhile."""
+    from app.db.bootstrap import migrate_to_head, resolve_target
+
+    target = resolve_target(settings)
+    try:
+        if migrate:
+            migrate_to_head(target)
+        yield target
+    finally:
+        if target.embedded is not None and target.embedded.started_here:
+            target.embedded.stop(only_if_unserved=True)
+
+
+def run_with_session(settings: Settings, work: Callable[[Any], Coroutine[Any, Any, R]]) -> R:
+    from app.db.session import Database
+
+    with database_target(settings, migrate=settings.migrate_on_start) as target:
+
+        async def main() -> R:
+            database = Database.connect(target.app_url, settings)
+            try:
+                async with database.sessionmaker() as session, session.begin():
+                    return await work(session)
+            finally:
+                await database.dispose()
+
+        return asyncio.run(main())
+
+
+@cli.command()
+@friendly_errors
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 1,
+) -> None:
+    """Serve the API (embedded PostgreSQL when CRM_DATABASE_URL is unset)."""
+    import uvicorn
+
+    from app.db.bootstrap import migrate_to_head, resolve_target
+    from app.db.embedded import AlreadyServing, EmbeddedPostgres
+    from app.kit.logging import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    server: EmbeddedPostgres | None = None
+    if settings.database_url is None:
+        server = EmbeddedPostgres(settings.data_dir)
+        try:
+            server.claim_serving()
+        except AlreadyServing as exc:
+            raise fail(str(exc)) from None
+    try:
+        target = resolve_target(settings)
+        if settings.migrate_on_start:
+            migrate_to_head(target)
+        # Worker processes read their settings from the environment.
+        os.environ["CRM_DATABASE_URL"] = target.app_url
+        if workers > 1:
+            metrics_dir = tempfile.mkdtemp(prefix="crm-metrics-")
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        uvicorn.run(
+            "app.main:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=None,
+            access_log=False,
+            proxy_headers=True,
+            timeout_graceful_shutdown=20,
+        )
+    finally:
+        if server is not None:
+            server.stop()
+            server.release_serving()
+
+
+@cli.command()
+@friendly_errors
+def migrate() -> None:
+    """Migrate the database schema to the latest revision."""
+    from app.db import migrate as migrations
+
+    with database_target(get_settings(), migrate=True):
+        typer.echo(f"database schema at {migrations.head_revision()}")
+
+
+def _emit(data: dict[str, Any], as_json: bool, lines: list[str]) -> None:
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+    else:
+        for line in lines:
+            typer.echo(line)
+
+
+@workspace_cli.command("create")
+@friendly_errors
+def workspace_create(
+    name: Annotated[str, typer.Argument(help="Display name of the workspace.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Create a workspace and print its id and an admin API key."""
+    from app.workspace.service import workspace as workspace_service
+
+    async def work(session: Any) -> dict[str, Any]:
+        created = await workspace_service.create(session, name=name)
+        return {
+            "workspace_id": str(created.workspace.id),
+            "name": created.workspace.name,
+            "api_key_id": str(created.admin_key.record.id),
+            "api_key": created.admin_key.token,
+            "scopes": created.admin_key.record.scopes,
+        }
+
+    result = run_with_session(get_settings(), work)
+    _emit(result, as_json, [
+        f"workspace {result['workspace_id']} ({result['name']})",
+        f"admin API key (shown once): {result['api_key']}",
+    ])  # fmt: skip
+
+
+@apikey_cli.command("create")
+@friendly_errors
+def apikey_create(
+    workspace: Annotated[str, typer.Option("--workspace", help="Workspace id.")],
+    scope: Annotated[list[str], typer.Option("--scope", help="A scope; repeat for several.")],
+    name: Annotated[str, typer.Option(help="A label for the key.")] = "cli",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Issue an API key with the given scopes in a workspace."""
+    from app.api_key import schemas
+    from app.api_key.service import api_key as api_key_service
+    from app.db.session import bind_workspace
+    from app.kit.schemas import parse_input
+    from app.workspace.repository import WorkspaceRepository
+
+    try:
+        workspace_id = uuid.UUID(workspace)
+    except ValueError:
+        raise fail(f"{workspace!r} is not a workspace id") from None
+    create = parse_input(schemas.ApiKeyCreate, {"name": name, "scopes": scope})
+
+    async def work(session: Any) -> dict[str, Any]:
+        await bind_workspace(session, workspace_id)
+        if await WorkspaceRepository(session).get(workspace_id) is None:
+            raise fail(f"no workspace {workspace_id}")
+        created = await api_key_service.issue(
+            session, workspace_id=workspace_id, name=create.name,
+            scopes=[item.value for item in create.scopes],
+        )  # fmt: skip
+        return {
+            "api_key_id": str(created.record.id),
+            "api_key": created.token,
+            "scopes": created.record.scopes,
+            "workspace_id": str(workspace_id),
+        }
+
+    result = run_with_session(get_settings(), work)
+    _emit(result, as_json, [f"API key (shown once): {result['api_key']}"])
+
+
+@cli.command("export-schema")
+@friendly_errors
+def export_schema(
+    out: Annotated[Path, typer.Option(help="Folder to write into.")] = Path("openapi"),
+) -> None:
+    """Write openapi.json and schema.graphql from the code."""
+    from app.graphql.schema import create_schema
+    from app.main import create_app
+
+    settings = get_settings()
+    app = create_app(settings)
+    out.mkdir(parents=True, exist_ok=True)
+    spec = json.dumps(app.openapi(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    (out / "openapi.json").write_text(spec, encoding="utf-8")
+    sdl = create_schema(settings).as_str() + "\n"
+    (out / "schema.graphql").write_text(sdl, encoding="utf-8")
+    typer.echo(f"wrote {out / 'openapi.json'} and {out / 'schema.graphql'}")
+
+
+def main() -> None:
+    try:
+        cli()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,140 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from sqlalchemy import text
+from starlette.middleware.cors import CORSMiddleware
+
+from app import api, health
+from app.auth.dependencies import key_cache
+from app.config import Settings, get_settings
+from app.db import migrate
+from app.db.bootstrap import migrate_to_head, resolve_target
+from app.db.session import Database
+from app.graphql.router import create_graphql_router
+from app.kit.middleware import RequestContextMiddleware, RequestGuardMiddleware
+from app.kit.problems import install_problem_handlers
+from app.web.docs import install_docs
+
+logger = logging.getLogger("crm")
+
+API_DESCRIPTION = """
+One shared customer store: contacts and accounts, their interactions on every channel,
+purchases, opportunities, cases and loyalty, behind REST and GraphQL.
+
+Authenticate with `Authorization: Bearer <api key>`. Errors are `application/problem+json`
+with a stable `code`. Lists use keyset cursors. Every POST accepts `Idempotency-Key`.
+"""
+
+
+def _operation_id(route: APIRoute) -> str:
+    return f"{route.tags[0]}-{route.name}" if route.tags else route.name
+
+
+async def _connect(settings: Settings) -> Database:
+    if settings.database_url is None:
+        # Started without `crm serve` (e.g. `uvicorn --factory app.main:create_app`).
+        target = await asyncio.to_thread(resolve_target, settings)
+        if settings.migrate_on_start:
+            await asyncio.to_thread(migrate_to_head, target)
+        return Database.connect(target.app_url, settings)
+    return Database.connect(settings.database_url, settings)
+
+
+async def _warn_if_rls_bypassed(database: Database) -> None:
+    try:
+        async with database.engine.connect() as connection:
+            row = (
+                await connection.execute(
+                    text(
+                        "SELECT r.rolsuper OR r.rolbypassrls AS bypasses, "
+                        "EXISTS (SELECT 1 FROM pg_tables t WHERE t.tablename = 'workspaces' "
+                        "AND t.tableowner = current_user) AS owns "
+                        "FROM pg_roles r WHERE r.rolname = current_user"
+                    )
+                )
+            ).one()
+    except Exception as exc:  # the database may be down at start; /readyz reports it
+        logger.warning("could not inspect the database role: %s", exc.__class__.__name__)
+        return
+    if row.bypasses or row.owns:
+        logger.warning(
+            "the service's database role is a superuser or owns the tables: row-level "
+            "security does not apply to it; connect as a dedicated role (see README)"
+        )
+
+
+async def _prune_idempotency_keys(database: Database, ttl_hours: int) -> None:
+    while True:
+        try:
+            async with database.engine.begin() as connection:
+                await connection.execute(
+                    text("SELECT crm_prune_idempotency_keys(:hours)"), {"hours": ttl_hours}
+                )
+        except Exception as exc:  # retried on the next round; never kills the service
+            logger.warning("pruning idempotency keys failed: %s", exc.__class__.__name__)
+        await asyncio.sleep(3600)
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    key_cache.ttl_seconds = settings.auth_cache_seconds
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = database is None
+        app.state.database = database or await _connect(settings)
+        await _warn_if_rls_bypassed(app.state.database)
+        pruner = asyncio.create_task(
+            _prune_idempotency_keys(app.state.database, settings.idempotency_ttl_hours)
+        )
+        try:
+            yield
+        finally:
+            pruner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pruner
+            if owned:
+                await app.state.database.dispose()
+
+    app = FastAPI(
+        title="CRM",
+        version="0.1.0",
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        generate_unique_id_function=_operation_id,
+    )
+    app.state.settings = settings
+    app.state.schema_head = migrate.head_revision()
+    install_problem_handlers(app)
+    app.include_router(health.router)
+    app.include_router(api.router)
+    app.include_router(create_graphql_router(settings), prefix="/graphql")
+    install_docs(app)
+
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "If-Match",
+                           "If-None-Match", "X-Request-ID"],
+            expose_headers=["ETag", "Location", "Idempotent-Replayed", "X-Request-ID"],
+            max_age=600,
+        )  # fmt: skip
+    app.add_middleware(
+        RequestGuardMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        guarded_prefixes=("/v1/", "/graphql"),
+    )
+    app.add_middleware(RequestContextMiddleware)
+    return app
