@@ -40,7 +40,7 @@ TEST_APP_ROLE = "crm_test_app"
 
 
 @dataclass(frozen=True)
-class TestDatabase:
+class ProvisionedDatabase:
     owner_url: str
     app_url: str
     name: str
@@ -70,14 +70,14 @@ def server_url() -> Iterator[str]:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-async def _create_database(server_url: str) -> TestDatabase:
+async def _create_database(server_url: str) -> ProvisionedDatabase:
     name = f"crm_test_{secrets.token_hex(4)}"
     password = secrets.token_urlsafe(16)
     connection = await asyncpg.connect(_asyncpg(server_url))
     try:
         version = int(await connection.fetchval("SHOW server_version_num"))
         locale = (
-            "LOCALE_PROVIDER builtin BUILTIN_LOCALE 'C.UTF-8' LOCALE 'C'"
+            "LOCALE_PROVIDER builtin BUILTIN_LOCALE 'C.UTF-8' LC_COLLATE 'C' LC_CTYPE 'C.UTF-8'"
             if version >= 170000
             else "LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8'"
         )
@@ -97,7 +97,7 @@ async def _create_database(server_url: str) -> TestDatabase:
         await connection.close()
     owner = make_url(server_url).set(database=name)
     app = owner.set(username=TEST_APP_ROLE, password=password)
-    return TestDatabase(
+    return ProvisionedDatabase(
         owner_url=owner.render_as_string(hide_password=False),
         app_url=app.render_as_string(hide_password=False),
         name=name,
@@ -121,7 +121,7 @@ def _upgrade(owner_url: str) -> None:
 
 
 @pytest.fixture(scope="session")
-async def test_database(server_url: str) -> AsyncIterator[TestDatabase]:
+async def test_database(server_url: str) -> AsyncIterator[ProvisionedDatabase]:
     database = await _create_database(server_url)
     try:
         await asyncio.to_thread(_upgrade, database.owner_url)
@@ -131,7 +131,7 @@ async def test_database(server_url: str) -> AsyncIterator[TestDatabase]:
 
 
 @pytest.fixture(scope="session")
-def settings(test_database: TestDatabase) -> Settings:
+def settings(test_database: ProvisionedDatabase) -> Settings:
     return Settings(
         database_url=test_database.app_url,
         database_owner_url=test_database.owner_url,
@@ -143,7 +143,9 @@ def settings(test_database: TestDatabase) -> Settings:
 
 
 @pytest.fixture(scope="session")
-async def database(settings: Settings, test_database: TestDatabase) -> AsyncIterator[Database]:
+async def database(
+    settings: Settings, test_database: ProvisionedDatabase
+) -> AsyncIterator[Database]:
     db = Database.connect(test_database.app_url, settings)
     try:
         yield db
@@ -152,7 +154,7 @@ async def database(settings: Settings, test_database: TestDatabase) -> AsyncIter
 
 
 @pytest.fixture(scope="session")
-async def owner_engine(test_database: TestDatabase) -> AsyncIterator[AsyncEngine]:
+async def owner_engine(test_database: ProvisionedDatabase) -> AsyncIterator[AsyncEngine]:
     engine = create_async_engine(test_database.owner_url, pool_size=2)
     try:
         yield engine

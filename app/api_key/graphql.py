@@ -52,20 +52,27 @@ class ApiKeyCreatePayload:
 
 @strawberry.type
 class ApiKeyQuery:
-    @strawberry.field(description="The workspace's API keys, newest first.")
+    # Nullable: a key without the scope gets an error for this field, not a null response.
+    @strawberry.field(description="The workspace's API keys, newest first (scope: admin).")
     async def api_keys(
         self,
         info: Info[Context, None],
         first: int | None = None,
         after: str | None = None,
         include_revoked: bool = False,
-    ) -> Connection[ApiKeyType]:
+    ) -> Connection[ApiKeyType] | None:
         auth = info.context.require(Scope.admin)
-        async with info.context.db() as session:
-            rows, next_cursor = await api_key_service.list(
-                session, auth, limit=page_size(first), cursor=after, sort=None,
+        limit = page_size(first)
+        rows, next_cursor = await info.context.read(
+            lambda session: api_key_service.list(
+                session,
+                auth,
+                limit=limit,
+                cursor=after,
+                sort=None,
                 include_revoked=include_revoked,
-            )  # fmt: skip
+            )
+        )
         edges = [
             Edge(node=ApiKeyType.from_model(row), cursor=api_key_service.cursor_of(row))
             for row in rows
@@ -82,19 +89,21 @@ class ApiKeyMutation:
     @strawberry.mutation(description="Issue an API key; the payload holds its secret, once.")
     async def create_api_key(
         self, info: Info[Context, None], input: ApiKeyCreateInput
-    ) -> ApiKeyCreatePayload:
+    ) -> ApiKeyCreatePayload | None:
         auth = info.context.require(Scope.admin)
         create = parse_input(schemas.ApiKeyCreate, vars(input))
-        async with info.context.unit_of_work() as session:
-            created = await api_key_service.create(session, auth, create)
+        created = await info.context.write(
+            lambda session: api_key_service.create(session, auth, create)
+        )
         return ApiKeyCreatePayload(api_key=ApiKeyType.from_model(created.record),
                                    key=created.token)  # fmt: skip
 
     @strawberry.mutation(description="Revoke an API key: it stops working at once.")
     async def revoke_api_key(
         self, info: Info[Context, None], id: uuid.UUID, if_match: str | None = None
-    ) -> ApiKeyType:
+    ) -> ApiKeyType | None:
         auth = info.context.require(Scope.admin)
-        async with info.context.unit_of_work() as session:
-            record = await api_key_service.revoke(session, auth, id, if_match=if_match)
+        record = await info.context.write(
+            lambda session: api_key_service.revoke(session, auth, id, if_match=if_match)
+        )
         return ApiKeyType.from_model(record)

@@ -196,9 +196,11 @@ class EmbeddedPostgres:
             "-U", SUPERUSER,
             "--auth=trust",
             "--encoding=UTF8",
-            # The builtin provider (PostgreSQL 17+) case-folds and classifies all of Unicode
-            # without ICU or OS locales, so Thai and Vietnamese behave the same everywhere.
+            # The builtin provider (PostgreSQL 17+) case-folds all of Unicode the same on every
+            # machine, without ICU. LC_CTYPE still decides what pg_trgm counts as a letter:
+            # under "C" every Thai and Vietnamese character would be a word separator.
             "--locale=C",
+            "--lc-ctype=C.UTF-8",
             "--locale-provider=builtin",
             "--builtin-locale=C.UTF-8",
             "--no-instructions",

@@ -15,6 +15,22 @@ AS $$ SELECT NULLIF(current_setting('app.workspace_id', true), '')::uuid $$
 """
 
 
+# The text that trigram indexes and searches compare: Unicode-normalised, lower-cased, without
+# Latin diacritics (nguyen van an finds Nguyễn Văn An) and without the Thai tone and
+# cantillation marks U+0E47-U+0E4E, which pg_trgm would otherwise treat as word breaks.
+# IMMUTABLE so expression indexes can use it; unaccent is pinned to its dictionary for that.
+SEARCH_KEY_FUNCTION = r"""
+CREATE OR REPLACE FUNCTION crm_search_key(value text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT
+SET search_path = pg_catalog, public
+AS $$
+  SELECT regexp_replace(
+    lower(public.unaccent('public.unaccent'::regdictionary, normalize(value, NFC))),
+    '[็-๎]', '', 'g')
+$$
+"""
+
+
 def enable_tenant_rls(table: str, column: str = "workspace_id") -> list[str]:
     """Statements that put ``table`` under the workspace policy."""
     return [

@@ -22,7 +22,9 @@ from app.web.docs import graphiql_html
 async def get_context(request: Request, session: SessionDep) -> Context:
     # Only POST executes operations; GET just serves the explorer page.
     auth = await authenticate(request, session) if request.method == "POST" else None
-    return Context(http_request=request, session=session, auth_context=auth)
+    context = Context(http_request=request, session=session, auth_context=auth)
+    request.state.before_finish = context.close
+    return context
 
 
 class CRMGraphQLRouter(GraphQLRouter[Context, None]):

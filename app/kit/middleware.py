@@ -136,18 +136,38 @@ class RequestGuardMiddleware:
                 )
                 return
 
+        if length is not None:
+            # The server (h11/httptools) holds the client to its declared Content-Length.
+            await self.app(scope, receive, send)
+            return
+        # A body of unknown length (chunked) is read here, up to the limit, and replayed:
+        # the framework would turn an error raised while it reads into a generic 400.
+        chunks: list[bytes] = []
         received = 0
-
-        async def counting_receive() -> Message:
-            nonlocal received
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise PayloadTooLarge(f"Request bodies are limited to {limit} bytes")
-            return message
+            if message["type"] != "http.request":
+                break
+            received += len(message.get("body", b""))
+            if received > limit:
+                await self._reject(scope, receive, send, PayloadTooLarge(
+                    f"Request bodies are limited to {limit} bytes"
+                ))  # fmt: skip
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
 
-        await self.app(scope, counting_receive, send)
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
     @staticmethod
     async def _reject(scope: Scope, receive: Receive, send: Send, error: CRMError) -> None:

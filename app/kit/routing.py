@@ -7,7 +7,7 @@ of following a 2xx the client already received.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from fastapi import Request
@@ -15,6 +15,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
+from app.kit.errors import BODY_RESPONSES
 from app.kit.idempotency import IdempotencyGuard, IdempotentReplay, PendingKey, record_outcome
 
 
@@ -24,6 +25,9 @@ class UnitOfWorkRoute(APIRoute):
         if "POST" in methods:
             # Every POST accepts Idempotency-Key (and documents it in OpenAPI).
             kwargs["dependencies"] = [*(kwargs.get("dependencies") or []), IdempotencyGuard]
+        if methods & {"POST", "PUT", "PATCH"}:
+            # The request guard and JSON parsing can refuse any body (400, 413, 415).
+            kwargs["responses"] = {**BODY_RESPONSES, **(kwargs.get("responses") or {})}
         super().__init__(path, endpoint, **kwargs)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
@@ -49,6 +53,11 @@ class UnitOfWorkRoute(APIRoute):
 
 
 async def _finish(request: Request, *, commit: bool) -> None:
+    before_finish: Callable[[], Awaitable[None]] | None = getattr(
+        request.state, "before_finish", None
+    )
+    if before_finish is not None:
+        await before_finish()
     session: AsyncSession | None = getattr(request.state, "session", None)
     if session is None or not session.in_transaction():
         return

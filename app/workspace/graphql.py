@@ -50,21 +50,25 @@ class WorkspaceQuery:
     @strawberry.field(description="The workspace of the calling API key.")
     async def workspace(self, info: Info[Context, None]) -> WorkspaceType:
         auth = info.context.require()
-        async with info.context.db() as session:
-            return WorkspaceType.from_model(await workspace_service.get(session, auth))
+        record = await info.context.read(lambda session: workspace_service.get(session, auth))
+        return WorkspaceType.from_model(record)
 
 
 @strawberry.type
 class WorkspaceMutation:
+    # Mutation fields are nullable throughout: a failed mutation reports its error without
+    # nulling the results of the others in the same request.
+
     @strawberry.mutation(description="Change the workspace's name or defaults.")
     async def update_workspace(
         self, info: Info[Context, None], input: WorkspaceUpdateInput, if_match: str | None = None
-    ) -> WorkspaceType:
+    ) -> WorkspaceType | None:
         auth = info.context.require(Scope.admin)
         patch = parse_input(
             schemas.WorkspaceUpdate,
             {key: value for key, value in vars(input).items() if value is not strawberry.UNSET},
         )
-        async with info.context.unit_of_work() as session:
-            record = await workspace_service.update(session, auth, patch, if_match=if_match)
-            return WorkspaceType.from_model(record)
+        record = await info.context.write(
+            lambda session: workspace_service.update(session, auth, patch, if_match=if_match)
+        )
+        return WorkspaceType.from_model(record)

@@ -81,9 +81,6 @@ class WorkspaceService:
         WorkspaceRepository(session).add(workspace)
         await session.flush()
         await session.refresh(workspace)
-        admin_key = await api_key_service.issue(
-            session, workspace_id=workspace.id, name=key_name, scopes=[Scope.admin.value]
-        )
         await outbox.record(
             session,
             workspace_id=workspace.id,
@@ -91,6 +88,9 @@ class WorkspaceService:
             aggregate_type="workspace",
             aggregate_id=workspace.id,
             data=schemas.Workspace.model_validate(workspace),
+        )
+        admin_key = await api_key_service.issue(
+            session, workspace_id=workspace.id, name=key_name, scopes=[Scope.admin.value]
         )
         return NewWorkspace(workspace=workspace, admin_key=admin_key)
 

@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql
 from app.config import get_settings
 from app.db.rls import (
     CURRENT_WORKSPACE_FUNCTION,
+    SEARCH_KEY_FUNCTION,
     disable_tenant_rls,
     enable_tenant_rls,
     grant_app_role,
@@ -84,6 +85,9 @@ def _timestamps() -> list[sa.Column[object]]:
 
 
 def upgrade() -> None:
+    op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+    op.execute("CREATE EXTENSION IF NOT EXISTS unaccent")
+    op.execute(SEARCH_KEY_FUNCTION)
     op.execute(CURRENT_WORKSPACE_FUNCTION)
 
     op.create_table(
@@ -194,3 +198,4 @@ def downgrade() -> None:
     op.drop_table("api_keys")
     op.drop_table("workspaces")
     op.execute("DROP FUNCTION IF EXISTS crm_current_workspace()")
+    op.execute("DROP FUNCTION IF EXISTS crm_search_key(text)")

@@ -1,0 +1,110 @@
+"""Row-level security: the service's role sees one workspace even when a query forgets to say
+which one."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from app.db.session import Database, bind_workspace
+from app.models import TENANT_TABLES
+from tests.conftest import WorkspaceHandle
+
+
+async def test_query_without_where_sees_only_the_bound_workspace(
+    database: Database, make_workspace: object
+) -> None:
+    first: WorkspaceHandle = await make_workspace()  # type: ignore[operator]
+    second: WorkspaceHandle = await make_workspace()  # type: ignore[operator]
+    async with database.sessionmaker() as session, session.begin():
+        await bind_workspace(session, first.id)
+        workspaces = (await session.execute(text("SELECT id FROM workspaces"))).scalars().all()
+        key_owners = set(
+            (await session.execute(text("SELECT workspace_id FROM api_keys"))).scalars()
+        )
+        events = set(
+            (await session.execute(text("SELECT workspace_id FROM outbox_events"))).scalars()
+        )
+    assert workspaces == [first.id]
+    assert key_owners == {first.id}
+    assert events == {first.id}
+    assert second.id not in key_owners
+
+
+async def test_unbound_transaction_sees_nothing(
+    database: Database, workspace: WorkspaceHandle
+) -> None:
+    async with database.sessionmaker() as session, session.begin():
+        assert (await session.execute(text("SELECT count(*) FROM api_keys"))).scalar_one() == 0
+        assert (await session.execute(text("SELECT count(*) FROM workspaces"))).scalar_one() == 0
+
+
+async def test_workspace_binding_does_not_leak_to_the_next_transaction(
+    database: Database, workspace: WorkspaceHandle
+) -> None:
+    async with database.engine.connect() as connection:
+        async with connection.begin():
+            await connection.execute(
+                text("SELECT set_config('app.workspace_id', :w, true)"), {"w": str(workspace.id)}
+            )
+            assert (await connection.execute(text("SELECT count(*) FROM workspaces"))).scalar() == 1
+        async with connection.begin():
+            assert (await connection.execute(text("SELECT count(*) FROM workspaces"))).scalar() == 0
+
+
+async def test_cannot_write_rows_into_another_workspace(
+    database: Database, make_workspace: object
+) -> None:
+    first: WorkspaceHandle = await make_workspace()  # type: ignore[operator]
+    second: WorkspaceHandle = await make_workspace()  # type: ignore[operator]
+    insert = text(
+        "INSERT INTO outbox_events (workspace_id, id, type, aggregate_type, aggregate_id, data) "
+        "VALUES (:w, gen_random_uuid(), 'x', 'x', gen_random_uuid(), '{}')"
+    )
+    async with database.sessionmaker() as session, session.begin():
+        await bind_workspace(session, first.id)
+        with pytest.raises(DBAPIError, match="row-level security"):
+            await session.execute(insert, {"w": second.id})
+    async with database.sessionmaker() as session, session.begin():
+        await bind_workspace(session, first.id)
+        updated = await session.execute(
+            text("UPDATE api_keys SET name = 'hijacked' WHERE workspace_id = :w"),
+            {"w": second.id},
+        )
+        assert updated.rowcount == 0  # type: ignore[attr-defined]
+
+
+async def test_service_role_is_neither_superuser_nor_owner(database: Database) -> None:
+    async with database.engine.connect() as connection:
+        row = (
+            await connection.execute(
+                text("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")
+            )
+        ).one()
+        assert row == (False, False)
+        owned = (
+            await connection.execute(
+                text("SELECT count(*) FROM pg_tables WHERE tableowner = current_user")
+            )
+        ).scalar_one()
+        assert owned == 0
+        policies = set(
+            (
+                await connection.execute(
+                    text(
+                        "SELECT tablename FROM pg_policies WHERE policyname = 'workspace_isolation'"
+                    )
+                )
+            ).scalars()
+        )
+    assert set(TENANT_TABLES) <= policies
+
+
+async def test_service_role_cannot_change_the_schema(database: Database) -> None:
+    with pytest.raises(DBAPIError):
+        async with database.engine.begin() as connection:
+            await connection.execute(text("ALTER TABLE api_keys DISABLE ROW LEVEL SECURITY"))
+    with pytest.raises(DBAPIError):
+        async with database.engine.begin() as connection:
+            await connection.execute(text("DROP POLICY workspace_isolation ON api_keys"))
