@@ -12,6 +12,8 @@ from starlette.responses import JSONResponse, Response
 from app.kit import metrics
 
 router = APIRouter(include_in_schema=False)
+_HAS_VERSION_TABLE = text("SELECT to_regclass('alembic_version') IS NOT NULL")
+_VERSION = text("SELECT version_num FROM alembic_version")
 logger = logging.getLogger("crm.health")
 
 
@@ -26,9 +28,10 @@ async def readyz(request: Request) -> Response:
     expected = request.app.state.schema_head
     try:
         async with asyncio.timeout(2.0), database.engine.connect() as connection:
-            current = (
-                await connection.execute(text("SELECT version_num FROM alembic_version"))
-            ).scalar_one_or_none()
+            if (await connection.execute(_HAS_VERSION_TABLE)).scalar_one():
+                current = (await connection.execute(_VERSION)).scalar_one_or_none()
+            else:
+                current = None
     except Exception as exc:  # any failure to reach the database means "not ready"
         logger.warning("readiness check failed: %s", exc.__class__.__name__)
         return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)

@@ -260,3 +260,39 @@ async def test_statement_count_does_not_grow_with_rows(
         result = await gql(client, workspace.headers, query)
     assert len(result["data"]["apiKeys"]["edges"]) == 21
     assert len(many) == len(few), (few, many)
+
+
+async def test_nested_field_is_batched_by_a_dataloader(
+    client: httpx.AsyncClient, workspace: WorkspaceHandle, database: Database
+) -> None:
+    query = "{ apiKeys(first: 100) { edges { node { name createdBy { id name } } } } }"
+
+    async def issue(count: int) -> None:
+        # Keys issued by several different keys: each needs its creator resolved.
+        for index in range(count):
+            creator = await client.post(
+                "/v1/api-keys",
+                headers=workspace.headers,
+                json={"name": f"issuer {index}", "scopes": ["admin"]},
+            )
+            issuer_headers = {"Authorization": f"Bearer {creator.json()['key']}"}
+            await client.post(
+                "/v1/api-keys",
+                headers=issuer_headers,
+                json={"name": f"issued {index}", "scopes": ["offers:read"]},
+            )
+
+    await issue(1)
+    await gql(client, workspace.headers, query)  # warm the key cache
+    with count_statements(database) as small:
+        await gql(client, workspace.headers, query)
+    await issue(10)
+    with count_statements(database) as large:
+        result = await gql(client, workspace.headers, query)
+    nodes = [edge["node"] for edge in result["data"]["apiKeys"]["edges"]]
+    issued = {node["name"]: node["createdBy"]["name"] for node in nodes if node["createdBy"]}
+    assert issued["issued 7"] == "issuer 7"
+    assert issued["issuer 7"] == "admin"
+    admin = next(node for node in nodes if node["name"] == "admin")
+    assert admin["createdBy"] is None
+    assert len(large) == len(small), (small, large)

@@ -10,6 +10,7 @@ from app.api_key import schemas
 from app.api_key.service import api_key as api_key_service
 from app.auth.scopes import Scope
 from app.graphql.context import Context
+from app.graphql.dataloaders.api_key_by_id import api_key_by_id
 from app.graphql.relay import Connection, Edge, PageInfo, page_size
 from app.kit.schemas import parse_input
 from app.models import ApiKey
@@ -26,6 +27,14 @@ class ApiKeyType:
     last_used_at: datetime | None
     revoked_at: datetime | None
     version: int
+    created_by_id: strawberry.Private[uuid.UUID | None] = None
+
+    @strawberry.field(description="The key that issued this one (null for a workspace's first).")
+    async def created_by(self, info: Info[Context, None]) -> ApiKeyType | None:
+        if self.created_by_id is None:
+            return None
+        record = await info.context.loaders.get(api_key_by_id).load(self.created_by_id)
+        return ApiKeyType.from_model(record) if record is not None else None
 
     @classmethod
     def from_model(cls, record: ApiKey) -> ApiKeyType:
@@ -33,7 +42,7 @@ class ApiKeyType:
             id=record.id, name=record.name, prefix=record.prefix, scopes=list(record.scopes),
             created_at=record.created_at, expires_at=record.expires_at,
             last_used_at=record.last_used_at, revoked_at=record.revoked_at,
-            version=record.version,
+            version=record.version, created_by_id=record.created_by_id,
         )  # fmt: skip
 
 

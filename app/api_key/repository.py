@@ -22,6 +22,16 @@ class ApiKeyRepository:
             statement = statement.where(ApiKey.revoked_at.is_(None))
         return (await self.session.execute(statement)).scalar_one_or_none()
 
+    async def get_many(
+        self, workspace_id: uuid.UUID, key_ids: Sequence[uuid.UUID], *, live_only: bool
+    ) -> list[ApiKey]:
+        statement = select(ApiKey).where(
+            ApiKey.workspace_id == workspace_id, ApiKey.id.in_(list(key_ids))
+        )
+        if live_only:
+            statement = statement.where(ApiKey.revoked_at.is_(None))
+        return list((await self.session.execute(statement)).scalars().all())
+
     async def list(
         self, workspace_id: uuid.UUID, keyset: Keyset, *, include_revoked: bool
     ) -> Sequence[ApiKey]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -95,6 +96,22 @@ class ApiKeyService:
         if record is None:
             raise NotFound("No such API key")
         return record
+
+    async def get_many(
+        self,
+        session: AsyncSession,
+        auth: AuthContext,
+        key_ids: Sequence[uuid.UUID],
+        *,
+        include_revoked: bool = False,
+    ) -> dict[uuid.UUID, ApiKey]:
+        """Keys of the caller's workspace by id; ids of other workspaces are simply absent."""
+        if not key_ids:
+            return {}
+        rows = await ApiKeyRepository(session).get_many(
+            auth.workspace_id, key_ids, live_only=not include_revoked
+        )
+        return {row.id: row for row in rows}
 
     async def list(
         self,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +23,7 @@ from strawberry.fastapi import BaseContext
 
 from app.auth.dependencies import AuthContext
 from app.auth.scopes import Scope
+from app.graphql.dataloaders import Loaders
 from app.kit.errors import Forbidden, Unauthenticated
 
 T = TypeVar("T")
@@ -37,12 +38,12 @@ class Context(BaseContext):
     http_request: Request
     session: AsyncSession
     auth_context: AuthContext | None
-    loaders: dict[str, Any] = field(default_factory=dict)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _closed: bool = False
 
     def __post_init__(self) -> None:
         super().__init__()
+        self.loaders = Loaders(self)
 
     def require(self, scope: Scope | None = None) -> AuthContext:
         if self.auth_context is None:

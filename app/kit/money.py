@@ -32,10 +32,11 @@ def validate_currency(code: str) -> str:
 
 
 def _parse_amount(value: Any) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
+    # Floats are refused: 0.1 + 0.2 is not money. Decimals come from code, not from JSON.
+    if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
         raise ValueError('amount must be a decimal string such as "1250.50"')
     try:
-        amount = Decimal(str(value).strip())
+        amount = value if isinstance(value, Decimal) else Decimal(str(value).strip())
     except InvalidOperation:
         raise ValueError('amount must be a decimal string such as "1250.50"') from None
     if not amount.is_finite():
@@ -46,8 +47,11 @@ def _parse_amount(value: Any) -> Decimal:
 
 
 Currency = Annotated[str, Field(min_length=3, max_length=3), AfterValidator(validate_currency)]
-Amount = Annotated[Decimal, BeforeValidator(_parse_amount),
-                   PlainSerializer(lambda d: format(d, "f"), return_type=str)]  # fmt: skip
+Amount = Annotated[
+    Decimal,
+    BeforeValidator(_parse_amount),
+    PlainSerializer(lambda d: format(d, "f"), return_type=str),
+]
 
 
 class Money(BaseModel):

@@ -1,0 +1,109 @@
+"""Domain-free helpers: money, phones, e-mails, ETags, cursors, ids."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from app.kit.contact_points import normalize_email, normalize_phone
+from app.kit.errors import PreconditionFailed
+from app.kit.etag import check_if_match, etag_for, not_modified
+from app.kit.ids import uuid7
+from app.kit.money import Money
+
+
+class TestMoney:
+    def test_amounts_are_decimal_strings_in_iso_currencies(self) -> None:
+        money = Money(amount="1250.50", currency="thb")
+        assert money.currency == "THB"
+        assert money.model_dump(mode="json") == {"amount": "1250.50", "currency": "THB"}
+        assert money.to_minor_units() == 125050
+
+    def test_vnd_has_no_minor_unit(self) -> None:
+        assert Money(amount="150000", currency="VND").to_minor_units() == 150000
+        with pytest.raises(ValidationError, match="at most 0 decimal places"):
+            Money(amount="150000.5", currency="VND")
+
+    @pytest.mark.parametrize(
+        "amount", ["1.234", "abc", "", "NaN", "Infinity", "1e20", 12.5, True, None]
+    )
+    def test_bad_amounts_are_refused(self, amount: object) -> None:
+        with pytest.raises(ValidationError):
+            Money(amount=amount, currency="THB")  # type: ignore[arg-type]
+
+    @pytest.mark.parametrize("currency", ["ZZZ", "baht", "", "US"])
+    def test_unknown_currencies_are_refused(self, currency: str) -> None:
+        with pytest.raises(ValidationError):
+            Money(amount="1", currency=currency)
+
+    @given(minor=st.integers(min_value=-(10**12), max_value=10**12),
+           currency=st.sampled_from(["THB", "VND", "USD", "JPY", "KWD"]))  # fmt: skip
+    def test_minor_units_round_trip(self, minor: int, currency: str) -> None:
+        assert Money.from_minor_units(minor, currency).to_minor_units() == minor
+
+    def test_integer_input_is_accepted(self) -> None:
+        assert Money(amount=100, currency="THB").amount == Decimal(100)  # type: ignore[arg-type]
+
+
+class TestPhones:
+    @pytest.mark.parametrize(
+        ("raw", "region", "expected"),
+        [
+            ("081-234-5678", "TH", "+66812345678"),
+            ("02 123 4567", "TH", "+6621234567"),
+            ("+66 81 234 5678", "VN", "+66812345678"),
+            ("0912 345 678", "VN", "+84912345678"),
+            ("+84 912-345-678", "TH", "+84912345678"),
+        ],
+    )
+    def test_numbers_are_stored_in_e164(self, raw: str, region: str, expected: str) -> None:
+        assert normalize_phone(raw, region) == expected
+
+    @pytest.mark.parametrize("raw", ["", "12", "hello", "081-234", "+999 1234", "1" * 80])
+    def test_invalid_numbers_are_refused(self, raw: str) -> None:
+        with pytest.raises(ValueError, match="phone"):
+            normalize_phone(raw, "TH")
+
+
+class TestEmails:
+    def test_addresses_are_lower_cased_for_matching(self) -> None:
+        assert normalize_email("  Somchai.J@Example.CO.TH ") == "somchai.j@example.co.th"
+
+    def test_international_domains_are_kept(self) -> None:
+        assert normalize_email("an@Bücher.example") == "an@bücher.example"
+
+    @pytest.mark.parametrize("raw", ["", "plain", "a@", "@b.com", "a b@c.com", "a@b..com"])
+    def test_invalid_addresses_are_refused(self, raw: str) -> None:
+        with pytest.raises(ValueError):  # noqa: PT011 - the library words its own messages
+            normalize_email(raw)
+
+
+class TestEtags:
+    def test_if_none_match_uses_weak_comparison(self) -> None:
+        assert not_modified('"3"', 3)
+        assert not_modified('W/"3"', 3)
+        assert not_modified('"1", "3"', 3)
+        assert not_modified("*", 3)
+        assert not not_modified('"2"', 3)
+        assert not not_modified(None, 3)
+
+    def test_if_match_uses_strong_comparison(self) -> None:
+        check_if_match(None, 4)
+        check_if_match('"4"', 4)
+        check_if_match("*", 4)
+        for stale in ('"3"', 'W/"4"', "garbage"):
+            with pytest.raises(PreconditionFailed) as raised:
+                check_if_match(stale, 4)
+            assert raised.value.headers["ETag"] == etag_for(4)
+
+
+def test_ids_are_time_ordered_uuid7() -> None:
+    ids = [uuid7() for _ in range(1000)]
+    assert all(isinstance(value, uuid.UUID) and value.version == 7 for value in ids)
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
