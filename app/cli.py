@@ -7,16 +7,22 @@ import contextlib
 import functools
 import json
 import os
+import shutil
+import signal
 import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from app.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    from app.kit.errors import CRMError
 
 cli = typer.Typer(
     help="A headless CRM service.",
@@ -33,8 +39,16 @@ R = TypeVar("R")
 
 
 def fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
+    # One line, whatever the message: a multi-line exception text is joined up.
+    line = " ".join(part.strip() for part in message.splitlines() if part.strip())
+    typer.echo(f"error: {line}", err=True)
     return typer.Exit(code=1)
+
+
+def _describe(error: CRMError) -> str:
+    if not error.errors:
+        return error.detail
+    return "invalid input: " + "; ".join(f"{e.field}: {e.message}" for e in error.errors)
 
 
 def friendly_errors(command: Callable[..., R]) -> Callable[..., R]:
@@ -42,16 +56,20 @@ def friendly_errors(command: Callable[..., R]) -> Callable[..., R]:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> R:
+        from pydantic import ValidationError
+
         from app.db.embedded import EmbeddedPostgresError
         from app.kit.errors import CRMError
+        from app.kit.problems import validation_problem
 
         try:
             return command(*args, **kwargs)
         except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
         except CRMError as exc:
-            details = "; ".join(f"{e.field}: {e.message}" for e in exc.errors)
-            raise fail(f"{exc.detail}{' (' + details + ')' if details else ''}") from None
+            raise fail(_describe(exc)) from None
+        except ValidationError as exc:  # settings, or a model validated inside a service
+            raise fail(_describe(validation_problem(exc.errors()))) from None
         except EmbeddedPostgresError as exc:
             raise fail(str(exc)) from None
         except (OSError, ConnectionError) as exc:
@@ -99,6 +117,10 @@ def run_with_session(settings: Settings, work: Callable[[Any], Coroutine[Any, An
         return asyncio.run(main())
 
 
+def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
 @cli.command()
 @friendly_errors
 def serve(
@@ -113,9 +135,14 @@ def serve(
     from app.db.embedded import AlreadyServing, EmbeddedPostgres
     from app.kit.logging import configure_logging
 
+    # SIGTERM (docker stop, systemd) stops the service the way Ctrl-C does. Unhandled, it
+    # would kill the process once uvicorn has re-raised it after its graceful shutdown, before
+    # the embedded database below is stopped. uvicorn.run swallows the KeyboardInterrupt.
+    signal.signal(signal.SIGTERM, _interrupt)
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
     server: EmbeddedPostgres | None = None
+    metrics_dir: str | None = None
     if settings.database_url is None:
         server = EmbeddedPostgres(settings.data_dir)
         try:
@@ -128,11 +155,14 @@ def serve(
             migrate_to_head(target)
         # Worker processes read their settings from the environment.
         os.environ["CRM_DATABASE_URL"] = target.app_url
+        # And so does a single worker, in this process: not the settings cached above, which
+        # would make it prepare (and migrate) the embedded database a second time.
+        get_settings.cache_clear()
         if workers > 1:
             metrics_dir = tempfile.mkdtemp(prefix="crm-metrics-")
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
         uvicorn.run(
-            "app.main:create_app",
+            "app.main:serve_app",
             factory=True,
             host=host,
             port=port,
@@ -143,6 +173,8 @@ def serve(
             timeout_graceful_shutdown=20,
         )
     finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
         if server is not None:
             server.stop()
             server.release_serving()
@@ -252,7 +284,22 @@ def export_schema(
 
 
 def main() -> None:
+    # Typer bundles its own click; its exception classes are not re-exported publicly.
+    from typer._click import exceptions as click_exceptions
+
     try:
-        cli()
-    except KeyboardInterrupt:
+        # Outside standalone mode typer returns a command's exit code instead of exiting.
+        outcome = cli(standalone_mode=False)
+    except click_exceptions.NoArgsIsHelpError as exc:
+        typer.echo(exc.ctx.get_help() if exc.ctx is not None else "", err=True)
+        sys.exit(2)
+    except click_exceptions.UsageError as exc:
+        # click's usage errors span several lines; keep to one, and point at --help.
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        typer.echo(f"error: {exc.format_message()}{hint}", err=True)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
         sys.exit(130)
+    sys.exit(outcome if isinstance(outcome, int) else 0)

@@ -19,6 +19,7 @@ from app.db import migrate
 from app.db.bootstrap import migrate_to_head, resolve_target
 from app.db.session import Database
 from app.graphql.router import create_graphql_router
+from app.kit.logging import configure_logging
 from app.kit.middleware import RequestContextMiddleware, RequestGuardMiddleware
 from app.kit.problems import install_problem_handlers
 from app.web.docs import install_docs
@@ -81,6 +82,13 @@ async def _prune_idempotency_keys(database: Database, ttl_hours: int) -> None:
         except Exception as exc:  # retried on the next round; never kills the service
             logger.warning("pruning idempotency keys failed: %s", exc.__class__.__name__)
         await asyncio.sleep(3600)
+
+
+def serve_app() -> FastAPI:
+    """The factory ``crm serve`` hands to uvicorn: configures logging in each worker process."""
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:

@@ -10,7 +10,7 @@ from app.api_key import schemas
 from app.api_key.service import api_key as api_key_service
 from app.auth.dependencies import AdminKey
 from app.db.session import SessionDep
-from app.kit.errors import COMMON_RESPONSES, NotFound, PreconditionFailed
+from app.kit.errors import COMMON_RESPONSES, InvalidCursor, NotFound, PreconditionFailed
 from app.kit.http import Cursor, IfMatch, IfNoneMatch, Limit, conditional_get, json_response
 from app.kit.pagination import DEFAULT_LIMIT, Page
 from app.kit.routing import UnitOfWorkRoute
@@ -20,7 +20,9 @@ router = APIRouter(prefix="/api-keys", tags=["api-keys"], route_class=UnitOfWork
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: NotFound.openapi_response()}
 
 
-@router.get("", response_model=Page[schemas.ApiKey])
+@router.get(
+    "", response_model=Page[schemas.ApiKey], responses={400: InvalidCursor.openapi_response()}
+)
 async def list(
     session: SessionDep,
     auth: AdminKey,
@@ -56,7 +58,11 @@ async def create(create: schemas.ApiKeyCreate, session: SessionDep, auth: AdminK
     )
 
 
-@router.get("/{api_key_id}", response_model=schemas.ApiKey, responses=NOT_FOUND)
+@router.get(
+    "/{api_key_id}",
+    response_model=schemas.ApiKey,
+    responses={**NOT_FOUND, 304: {"description": "Not modified"}},
+)
 async def get(
     api_key_id: uuid.UUID, session: SessionDep, auth: AdminKey, if_none_match: IfNoneMatch = None
 ) -> Response:

@@ -64,10 +64,14 @@ class CRMError(Exception):
 
     @classmethod
     def openapi_response(cls) -> dict[str, Any]:
+        # ``model`` registers Problem as a component (FastAPI files it under application/json);
+        # the schema is repeated under the media type the error is actually sent as.
         return {
             "model": Problem,
             "description": cls.title,
-            "content": {"application/problem+json": {}},
+            "content": {
+                "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+            },
         }
 
 
@@ -195,4 +199,11 @@ COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: Unauthenticated.openapi_response(),
     403: Forbidden.openapi_response(),
     422: ValidationFailed.openapi_response(),
+}
+# What any request with a body can get before its endpoint runs: the request guard's size and
+# media-type checks, and a body that is not JSON at all (documented by ``UnitOfWorkRoute``).
+BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: MalformedBody.openapi_response(),
+    413: PayloadTooLarge.openapi_response(),
+    415: UnsupportedMediaType.openapi_response(),
 }

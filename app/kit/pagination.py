@@ -48,7 +48,8 @@ def parse_datetime(value: Any) -> datetime:
 
 
 def parse_str(value: Any) -> str:
-    if not isinstance(value, str):
+    # No stored text holds U+0000 (PostgreSQL refuses it), so a cursor with one is forged.
+    if not isinstance(value, str) or "\x00" in value:
         raise ValueError("expected a string")
     return value
 

@@ -14,6 +14,7 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
+from pydantic.config import JsonDict
 
 
 def _utc_z(value: datetime) -> str:
@@ -30,10 +31,46 @@ class Schema(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
+def _contains_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(_contains_nul(item) for item in value)
+    if isinstance(value, dict):
+        return any(_contains_nul(key) or _contains_nul(item) for key, item in value.items())
+    return False
+
+
 class InputSchema(BaseModel):
     """A request body: unknown (and so read-only) fields are refused, not ignored."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _refuse_nul(cls, value: Any) -> Any:
+        # PostgreSQL text cannot hold U+0000: a 422 naming the field, not a database error.
+        if _contains_nul(value):
+            raise ValueError("must not contain the NUL character (U+0000)")
+        return value
+
+
+def _offer_no_null(schema: JsonDict, model: type[Any]) -> None:
+    """Document the ``not_nullable`` fields of a patch without ``null``, which they refuse."""
+    properties = schema.get("properties")
+    if not isinstance(properties, dict):
+        return
+    for name in getattr(model, "not_nullable", ()):
+        field = properties.get(name)
+        options = field.get("anyOf") if isinstance(field, dict) else None
+        if not isinstance(field, dict) or not isinstance(options, list):
+            continue
+        kept = [option for option in options if option != {"type": "null"}]
+        del field["anyOf"]
+        if len(kept) == 1 and isinstance(kept[0], dict):
+            field.update(kept[0])
+        else:
+            field["anyOf"] = kept
 
 
 class PatchSchema(InputSchema):
@@ -42,6 +79,8 @@ class PatchSchema(InputSchema):
     Fields listed in ``not_nullable`` are required on the resource: ``null`` for them is a 422
     naming the field, rather than a database error later.
     """
+
+    model_config = ConfigDict(json_schema_extra=_offer_no_null)
 
     not_nullable: ClassVar[frozenset[str]] = frozenset()
 

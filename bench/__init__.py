@@ -1,0 +1,1 @@
+"""Benchmarks: a load generator, baseline apps and the foundation benchmark."""

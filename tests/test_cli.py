@@ -1,0 +1,350 @@
+"""End-to-end tests of the ``crm`` command: the installed console script run as subprocesses,
+all on one embedded data directory, as an operator would use it.
+
+Deadlines below only keep a broken build from hanging the suite; nothing is timed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from app.db import migrate
+from app.db.embedded import EmbeddedPostgres
+
+CRM = Path(sys.executable).parent / "crm"
+REPO = Path(__file__).resolve().parents[1]
+COMMAND_TIMEOUT = 120  # seconds; a one-off command may have to initdb and migrate
+READY_TIMEOUT = 60
+STOP_TIMEOUT = 30
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Crm:
+    """The ``crm`` command bound to one data directory."""
+
+    data_dir: Path
+    env: dict[str, str]
+    # What one test leaves for a later one (each falls back to making its own).
+    state: dict[str, str] = field(default_factory=dict)
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(  # noqa: S603 - our own console script
+            [str(CRM), *args],
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT,
+            env=self.env,
+            cwd=self.data_dir,
+            check=False,
+        )
+
+    def run_json(self, *args: str) -> dict[str, Any]:
+        result = self.run(*args, "--json")
+        assert result.returncode == 0, result.stderr
+        data = json.loads(result.stdout)
+        assert isinstance(data, dict)
+        return data
+
+    def database_running(self) -> bool:
+        return EmbeddedPostgres(self.data_dir).is_running()
+
+    def admin_key(self) -> tuple[str, str]:
+        """(workspace id, admin key) of a workspace made by an earlier test, or a new one."""
+        if "workspace_id" not in self.state:
+            created = self.run_json("workspace", "create", "Made for this test")
+            self.state["workspace_id"] = str(created["workspace_id"])
+            self.state["api_key"] = str(created["api_key"])
+        return self.state["workspace_id"], self.state["api_key"]
+
+
+@pytest.fixture(scope="module")
+def crm() -> Iterator[Crm]:
+    data_dir = Path(tempfile.mkdtemp(prefix="crm-cli-", dir="/tmp"))
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("CRM_") and key != "PROMETHEUS_MULTIPROC_DIR"
+    }
+    env.update(CRM_DATA_DIR=str(data_dir), CRM_LOG_FORMAT="text")
+    try:
+        yield Crm(data_dir=data_dir, env=env)
+    finally:
+        server = EmbeddedPostgres(data_dir)
+        try:
+            server.stop()  # a no-op unless a failed test left it running
+        finally:
+            socket_dir = server.layout.socket_dir
+            if not socket_dir.is_relative_to(data_dir):
+                shutil.rmtree(socket_dir, ignore_errors=True)
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def assert_one_error_line(result: subprocess.CompletedProcess[str], *fragments: str) -> str:
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: "), lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0]
+    assert result.stdout == ""
+    return lines[0]
+
+
+# -- crm serve -------------------------------------------------------------------------------
+@dataclass
+class Served:
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while True:
+            if self.process.poll() is not None:
+                pytest.fail(f"crm serve exited with {self.process.returncode}:\n{self.output()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/readyz", timeout=5).status_code == 200:
+                    return
+            if time.monotonic() > deadline:
+                pytest.fail(f"crm serve not ready within {READY_TIMEOUT}s:\n{self.output()}")
+            time.sleep(0.25)
+
+    def get(self, path: str, key: str | None = None) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.get(f"{self.url}{path}", headers=headers, timeout=30)
+
+    def stop(self, signum: signal.Signals, *, whole_group: bool = False) -> int:
+        """Signal the service (or, like Ctrl-C in a terminal, its whole process group)."""
+        if whole_group:
+            os.killpg(self.process.pid, signum)
+        else:
+            self.process.send_signal(signum)
+        try:
+            return self.process.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"crm serve did not stop on {signum.name}:\n{self.output()}")
+
+
+@contextlib.contextmanager
+def serving(crm: Crm, *args: str, env: dict[str, str] | None = None) -> Iterator[Served]:
+    port = free_port()
+    log = crm.data_dir / f"serve-{port}.log"
+    with log.open("wb") as sink:  # a file, not a pipe nobody reads that could fill up
+        process = subprocess.Popen(  # noqa: S603 - our own console script
+            [str(CRM), "serve", "--port", str(port), *args],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env={**crm.env, **(env or {})},
+            cwd=crm.data_dir,
+            start_new_session=True,  # its own process group: workers included in cleanup
+        )
+    served = Served(process=process, url=f"http://127.0.0.1:{port}", log=log)
+    try:
+        served.wait_ready()
+        yield served
+    finally:
+        # Whatever happened, leave no service or worker behind (the database is stopped by
+        # the module fixture if a test failed before stopping the service).
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=STOP_TIMEOUT)
+
+
+# -- one-off commands ------------------------------------------------------------------------
+def test_migrate_on_a_fresh_directory_reports_the_head_revision(crm: Crm) -> None:
+    assert not (crm.data_dir / "pg" / "PG_VERSION").exists()
+    expected = f"database schema at {migrate.head_revision()}"
+
+    first = crm.run("migrate")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip() == expected
+    assert not crm.database_running()
+
+    again = crm.run("migrate")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == expected
+    assert "Traceback" not in again.stderr
+    assert not crm.database_running()
+
+
+def test_workspace_create_prints_the_workspace_and_an_admin_key(crm: Crm) -> None:
+    created = crm.run_json("workspace", "create", "Acme")
+
+    assert uuid.UUID(created["workspace_id"])
+    assert created["name"] == "Acme"
+    assert str(created["api_key"]).startswith("crm_")
+    assert created["scopes"] == ["admin"]
+    # The embedded server the command started for itself is stopped again.
+    assert not crm.database_running()
+    crm.state.setdefault("workspace_id", str(created["workspace_id"]))
+    crm.state.setdefault("api_key", str(created["api_key"]))
+
+
+def test_workspace_create_prints_text_without_json(crm: Crm) -> None:
+    result = crm.run("workspace", "create", "Plain")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("workspace ")
+    assert lines[0].endswith("(Plain)")
+    assert "admin API key (shown once): crm_" in lines[1]
+
+
+def test_apikey_create_issues_a_key_with_the_scopes_asked_for(crm: Crm) -> None:
+    workspace_id, admin_key = crm.admin_key()
+    created = crm.run_json(
+        "apikey", "create", "--workspace", workspace_id,
+        "--scope", "contacts:read", "--scope", "contacts:write",
+    )  # fmt: skip
+
+    assert created["workspace_id"] == workspace_id
+    assert str(created["api_key"]).startswith("crm_")
+    assert created["api_key"] != admin_key
+    assert sorted(created["scopes"]) == ["contacts:read", "contacts:write"]
+    assert not crm.database_running()
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        pytest.param(
+            ["apikey", "create", "--workspace", "{workspace}", "--scope", "nope"],
+            ["scopes"],
+            id="unknown-scope",
+        ),
+        pytest.param(
+            ["apikey", "create", "--workspace", "not-a-uuid", "--scope", "contacts:read"],
+            ["'not-a-uuid' is not a workspace id"],
+            id="workspace-not-a-uuid",
+        ),
+        pytest.param(
+            ["apikey", "create", "--workspace", "{random}", "--scope", "contacts:read"],
+            ["no workspace {random}"],
+            id="unknown-workspace",
+        ),
+        pytest.param(["workspace", "create", ""], ["name"], id="empty-workspace-name"),
+        pytest.param(["workspace", "create", "   "], ["name"], id="blank-workspace-name"),
+    ],
+)
+def test_command_errors_are_one_line_without_a_traceback(
+    crm: Crm, args: list[str], fragments: list[str]
+) -> None:
+    workspace_id, _ = crm.admin_key()
+    values = {"workspace": workspace_id, "random": str(uuid.uuid4())}
+
+    result = crm.run(*(arg.format(**values) for arg in args))
+
+    assert_one_error_line(result, *(fragment.format(**values) for fragment in fragments))
+    assert not crm.database_running()
+
+
+def test_export_schema_matches_the_committed_files(crm: Crm, tmp_path: Path) -> None:
+    out = tmp_path / "schema"
+    result = crm.run("export-schema", "--out", str(out))
+
+    assert result.returncode == 0, result.stderr
+    for name in ("openapi.json", "schema.graphql"):
+        assert (out / name).read_bytes() == (REPO / "openapi" / name).read_bytes(), (
+            f"{name} differs from openapi/{name}: run 'make schema'"
+        )
+
+
+# -- the service -----------------------------------------------------------------------------
+def test_serve_refuses_a_second_serve_and_shares_its_database_with_commands(crm: Crm) -> None:
+    with serving(crm) as served:
+        second = crm.run("serve", "--port", str(free_port()))
+        assert_one_error_line(second, "already running", str(crm.data_dir))
+
+        # A one-off command uses the running service's database, and leaves it running.
+        created = crm.run_json("workspace", "create", "While serving")
+        assert crm.database_running()
+        response = served.get("/v1/workspace", key=str(created["api_key"]))
+        assert response.status_code == 200, response.text
+        assert response.json()["id"] == created["workspace_id"]
+        assert served.get("/readyz").status_code == 200
+
+        assert served.stop(signal.SIGINT) == 0, served.output()
+    assert not crm.database_running()
+    assert "Traceback" not in served.output()
+    crm.state["workspace_id"] = str(created["workspace_id"])
+    crm.state["api_key"] = str(created["api_key"])
+
+
+def test_data_survives_a_restart_and_sigterm_stops_cleanly(crm: Crm) -> None:
+    workspace_id, key = crm.admin_key()
+    with serving(crm) as served:
+        response = served.get("/v1/workspace", key=key)
+        assert response.status_code == 200, response.text
+        assert response.json()["id"] == workspace_id
+
+        assert served.stop(signal.SIGTERM) == 0, served.output()
+    assert not crm.database_running()
+    assert "Traceback" not in served.output()
+
+
+def test_serve_with_two_workers(crm: Crm) -> None:
+    _, key = crm.admin_key()
+    scratch = crm.data_dir / "scratch"
+    scratch.mkdir()
+    # TMPDIR: to see that the service removes the metrics folder it makes for its workers.
+    with serving(crm, "--workers", "2", env={"TMPDIR": str(scratch)}) as served:
+        assert served.get("/readyz").status_code == 200
+        metrics = served.get("/metrics")
+        assert metrics.status_code == 200
+        assert "crm_db_pool_size" in metrics.text
+        for _ in range(4):
+            assert served.get("/v1/workspace", key=key).status_code == 200
+        assert list(scratch.iterdir()) != []
+
+        # Ctrl-C in a terminal signals the whole foreground process group.
+        assert served.stop(signal.SIGINT, whole_group=True) == 0, served.output()
+    assert not crm.database_running()
+    assert list(scratch.iterdir()) == []
+    assert "Traceback" not in served.output()
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("nope",), "No such command"),
+        (("serve", "--port", "0"), "--port"),
+        (("apikey", "create", "--workspace", "x"), "--scope"),
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_2(
+    crm: Crm, args: tuple[str, ...], fragment: str
+) -> None:
+    result = crm.run(*args)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert fragment in lines[0]
+    assert "--help" in lines[0]
