@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from sqlalchemy import text
 from starlette.middleware.cors import CORSMiddleware
@@ -33,6 +35,34 @@ purchases, opportunities, cases and loyalty, behind REST and GraphQL.
 Authenticate with `Authorization: Bearer <api key>`. Errors are `application/problem+json`
 with a stable `code`. Lists use keyset cursors. Every POST accepts `Idempotency-Key`.
 """
+
+
+def _install_openapi(app: FastAPI) -> None:
+    """The generated spec, plus the bearer-key security every /v1 operation requires."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            schema.setdefault("components", {})["securitySchemes"] = {
+                "apiKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An API key: `Authorization: Bearer crm_<prefix>_<secret>`.",
+                }
+            }
+            for path, operations in schema.get("paths", {}).items():
+                if path.startswith("/v1/"):
+                    for operation in operations.values():
+                        operation["security"] = [{"apiKey": []}]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -128,6 +158,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(api.router)
     app.include_router(create_graphql_router(settings), prefix="/graphql")
     install_docs(app)
+    _install_openapi(app)
 
     if settings.cors_origins:
         app.add_middleware(

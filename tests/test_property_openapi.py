@@ -45,6 +45,7 @@ unknown keys and a revoked key, and expects 401.
 from __future__ import annotations
 
 import asyncio
+import copy as copy_module
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -190,8 +191,19 @@ def _sometimes_nul(context: HookContext, value: Any) -> st.SearchStrategy[Any]:
     )
 
 
+def _without_security(spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec as the harness sees it: it sends the API key itself (the auth tests below cover
+    requests without one), so schemathesis must not treat a missing key as invalid input."""
+    copy = copy_module.deepcopy(spec)
+    for operations in copy.get("paths", {}).values():
+        for operation in operations.values():
+            if isinstance(operation, dict):
+                operation.pop("security", None)
+    return copy
+
+
 def _schema(app: FastAPI) -> OpenApiSchema:
-    schema: OpenApiSchema = schemathesis.openapi.from_dict(app.openapi())
+    schema: OpenApiSchema = schemathesis.openapi.from_dict(_without_security(app.openapi()))
     schema.hook("flatmap_body")(_sometimes_nul)
     schema.hook("flatmap_query")(_sometimes_nul)
     return schema

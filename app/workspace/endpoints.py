@@ -5,7 +5,7 @@ from starlette.responses import Response
 
 from app.auth.dependencies import AdminKey, AnyKey
 from app.db.session import SessionDep
-from app.kit.errors import COMMON_RESPONSES, PreconditionFailed
+from app.kit.errors import COMMON_RESPONSES, NotFound, PreconditionFailed
 from app.kit.http import IfMatch, IfNoneMatch, conditional_get, json_response
 from app.kit.routing import UnitOfWorkRoute
 from app.workspace import schemas
@@ -15,7 +15,11 @@ router = APIRouter(prefix="/workspace", tags=["workspace"], route_class=UnitOfWo
                    responses=COMMON_RESPONSES)  # fmt: skip
 
 
-@router.get("", response_model=schemas.Workspace, responses={304: {"description": "Not modified"}})
+@router.get(
+    "",
+    response_model=schemas.Workspace,
+    responses={304: {"description": "Not modified"}, 404: NotFound.openapi_response()},
+)
 async def get(session: SessionDep, auth: AnyKey, if_none_match: IfNoneMatch = None) -> Response:
     """The workspace of the calling API key."""
     workspace = await workspace_service.get(session, auth)
