@@ -3,8 +3,10 @@
 from fastapi import APIRouter
 
 from app.api_key.endpoints import router as api_key_router
+from app.contact.endpoints import router as contact_router
 from app.workspace.endpoints import router as workspace_router
 
 router = APIRouter(prefix="/v1")
 router.include_router(workspace_router)
 router.include_router(api_key_router)
+router.include_router(contact_router)

@@ -276,7 +276,6 @@ class Workload:
     server: Server
     path: str
     headers: dict[str, str] = field(default_factory=dict)
-    uses_postgres: bool = False
 
 
 def measure(workload: Workload, args: argparse.Namespace, pgdata: Path) -> dict[str, Any]:
@@ -302,11 +301,18 @@ def measure(workload: Workload, args: argparse.Namespace, pgdata: Path) -> dict[
         file=sys.stderr,
         flush=True,
     )
+    cores = sampler.cores(result.client_cpu_cores)
+    server_cores = cores.get("server")
     return {
         "key": workload.key,
         "label": workload.label,
         **result.as_dict(),
-        "cpu_cores": sampler.cores(result.client_cpu_cores),
+        "cpu_cores": cores,
+        # What one request costs the server process in CPU, whatever else competed for the
+        # cores: steadier from run to run than req/s on a shared machine.
+        "server_cpu_us_per_request": (
+            server_cores / result.rps * 1e6 if server_cores is not None and result.rps else None
+        ),
         "server_rss_bytes": rss,
     }
 
@@ -317,6 +323,8 @@ _FRAME = re.compile(r"^(?P<name>.*) \((?P<file>[^()]*?)(?::\d+)?\)$")
 
 
 def _short_file(path: str) -> str:
+    # py-spy usually shortens paths itself (``asyncpg/connection.py``); some installs give
+    # absolute ones, which are cut to the same form so that packages group together.
     for marker in ("site-packages/", "/lib/python3."):
         at = path.find(marker)
         if at >= 0:
@@ -332,9 +340,15 @@ def _package(short_file: str) -> str:
 
 def summarise_py_spy(raw: str, top: int = 20) -> dict[str, Any]:
     """Self and inclusive sample shares by function, and self share by package, from
-    py-spy's collapsed-stack (``--format raw``) output."""
+    py-spy's collapsed-stack (``--format raw``) output.
+
+    py-spy sees Python frames only: time in C and Cython code (asyncpg's protocol, uvloop,
+    the socket system calls beneath them) counts as self time of the Python line that called
+    it, typically an ``await`` in asyncpg or uvicorn's ``send``.
+    """
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
+    inclusive_app: Counter[str] = Counter()
     packages: Counter[str] = Counter()
     total = 0
     for line in raw.splitlines():
@@ -355,6 +369,20 @@ def summarise_py_spy(raw: str, top: int = 20) -> dict[str, Any]:
         packages[_package(frames[-1].rpartition(" (")[2].rstrip(")"))] += count
         for name in set(frames):
             inclusive[name] += count
+        # The project's own functions, inclusive, while handling a request (below uvicorn's
+        # ASGI call, so not `crm serve` itself): what a change in app/ can act on.
+        asgi = next(
+            (
+                i
+                for i, name in enumerate(frames)
+                if name.startswith("RequestResponseCycle.run_asgi ")
+            ),
+            None,
+        )
+        if asgi is not None:
+            for name in set(frames[asgi:]):
+                if " (app/" in name:
+                    inclusive_app[name] += count
 
     def shares(counter: Counter[str]) -> list[dict[str, Any]]:
         return [
@@ -366,6 +394,7 @@ def summarise_py_spy(raw: str, top: int = 20) -> dict[str, Any]:
         "samples": total,
         "self": shares(own),
         "inclusive": shares(inclusive),
+        "inclusive_app": shares(inclusive_app),
         "self_by_package": shares(packages),
     }
 
@@ -396,19 +425,23 @@ def profile(workload: Workload, args: argparse.Namespace, out_file: Path) -> dic
 
     print(f"  profiling {workload.label} with py-spy ...", file=sys.stderr, flush=True)
     target = loadgen.build_target(workload.server.url(workload.path), headers=workload.headers)
-    # The load outlasts the sampler by a second so every sample is taken under load.
-    loadgen.run_load_sync(
-        target,
-        connections=args.connections,
-        duration=seconds + 1.0,
-        warmup=args.warmup,
-        on_window_start=start_spy,
-    )
-    if not spy or spy[0].wait(timeout=60) != 0 or not out_file.exists():
-        raise BenchError("py-spy did not produce a profile (ptrace not permitted?)")
-    summary = summarise_py_spy(out_file.read_text(errors="replace"))
-    summary["raw_file"] = str(out_file)
-    return summary
+    try:
+        # The load outlasts the sampler by a second so every sample is taken under load.
+        loadgen.run_load_sync(
+            target,
+            connections=args.connections,
+            duration=seconds + 1.0,
+            warmup=args.warmup,
+            on_window_start=start_spy,
+        )
+        if not spy or spy[0].wait(timeout=60) != 0 or not out_file.exists():
+            raise BenchError("py-spy did not produce a profile (is ptrace permitted?)")
+    finally:
+        for process in spy:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    return summarise_py_spy(out_file.read_text(errors="replace"))
 
 
 # -- report ----------------------------------------------------------------------------------
@@ -425,16 +458,14 @@ def _fmt(value: float | None, digits: int = 2) -> str:
 
 
 def compare(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Ratios and per-request overheads of GET /v1/workspace (and /healthz) to the baselines."""
+    """Every workload's ratio to (c), and GET /v1/workspace's ratios and per-request overheads
+    to each baseline. Adds the ratios to the rows in place."""
     comparisons: dict[str, Any] = {}
     workspace = results.get("crm_workspace")
-    for key, row in results.items():
-        limit = results.get("c")
+    limit = results.get("c")
+    for row in results.values():
         row["rps_vs_c"] = ratio(row["rps"], limit["rps"] if limit else None)
         row["p50_vs_c"] = ratio(row["p50_ms"], limit["p50_ms"] if limit else None)
-        row["rps_vs_trivial"] = ratio(row["rps"], results["trivial"]["rps"]) if (
-            key != "trivial" and "trivial" in results
-        ) else None  # fmt: skip
     if workspace is None:
         return comparisons
     for key in ("a", "b", "c"):
@@ -452,6 +483,9 @@ def compare(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
                 else None
             ),
             "overhead_us_from_p50": (workspace["p50_ms"] - base["p50_ms"]) * 1000,
+            "server_cpu_ratio": ratio(
+                workspace["server_cpu_us_per_request"], base["server_cpu_us_per_request"]
+            ),
         }
     return comparisons
 
@@ -463,6 +497,10 @@ def render_markdown(report: dict[str, Any]) -> str:
     by_key = {row["key"]: row for row in rows}
     lines = [
         f"# Foundation benchmark, {meta['timestamp']}",
+        "",
+        f"Commit `{meta['git']['commit']}`"
+        + (" with uncommitted changes" if meta["git"]["dirty"] else "")
+        + ".",
         "",
         f"{meta['cpu_count']} cores ({meta['cpu_model']}), Python {meta['python']}; "
         f"{meta['connections']} connections, {meta['duration_s']:g} s measured after "
@@ -498,14 +536,15 @@ def render_markdown(report: dict[str, Any]) -> str:
             "## GET /v1/workspace against each baseline",
             "",
             "| baseline | req/s ratio | p50 ratio | overhead µs/request (1e6/rps) "
-            "| overhead µs (p50) |",
-            "|---|---:|---:|---:|---:|",
+            "| overhead µs (p50) | server CPU per request, ratio |",
+            "|---|---:|---:|---:|---:|---:|",
         ]
         for key, item in comparisons.items():
             lines.append(
                 f"| {by_key[key]['label']} | {_fmt(item['rps_ratio'])} "
                 f"| {_fmt(item['p50_ratio'])} | {_fmt(item['overhead_us_from_rps'], 0)} "
-                f"| {_fmt(item['overhead_us_from_p50'], 0)} |"
+                f"| {_fmt(item['overhead_us_from_p50'], 0)} "
+                f"| {_fmt(item['server_cpu_ratio'])} |"
             )
         if "a" in comparisons:
             over = comparisons["a"]
@@ -529,13 +568,15 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         "## CPU during each measured window (cores; 'other' is work outside this benchmark)",
         "",
-        "| workload | server | PostgreSQL | load generator | other | machine |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| workload | server | server CPU µs/request | PostgreSQL | load generator | other "
+        "| machine |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         cpu = row["cpu_cores"]
         lines.append(
-            f"| {row['label']} | {_fmt(cpu.get('server'))} | {_fmt(cpu.get('postgres'))} "
+            f"| {row['label']} | {_fmt(cpu.get('server'))} "
+            f"| {_fmt(row.get('server_cpu_us_per_request'), 0)} | {_fmt(cpu.get('postgres'))} "
             f"| {_fmt(cpu.get('client'))} | {_fmt(cpu.get('other'))} "
             f"| {_fmt(cpu.get('machine'))} |"
         )
@@ -568,9 +609,13 @@ def render_markdown(report: dict[str, Any]) -> str:
             "|---|---:|",
             *(f"| `{x['name']}` | {x['share']:.1%} |" for x in summary["self"][:15]),
             "",
-            "| function (inclusive) | share |",
+            "| app/ function (inclusive) | share |",
             "|---|---:|",
-            *(f"| `{x['name']}` | {x['share']:.1%} |" for x in summary["inclusive"][:25]),
+            *(f"| `{x['name']}` | {x['share']:.1%} |" for x in summary["inclusive_app"][:15]),
+            "",
+            "py-spy sees Python frames only: time in asyncpg's Cython protocol, uvloop and the "
+            "socket system calls beneath them shows as self time of the calling Python line "
+            "(an `await` in asyncpg, uvicorn's `send`).",
         ]
     return "\n".join(lines) + "\n"
 
@@ -692,7 +737,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         cleanup.callback(_ignore_signals)
         try:
             report = _run(args, processes, crm, env, data_dir, timestamp)
-        except BaseException:
+        except Exception:
             processes.tail_logs(sys.stderr)
             raise
     return report
@@ -720,13 +765,12 @@ def _run(
     baselines = start_baselines(processes, dsn, created["workspace_id"])
     pgdata = EmbeddedPostgres(data_dir).layout.pgdata
 
-    results: dict[str, dict[str, Any]] = {}
     print("measuring:", file=sys.stderr, flush=True)
     workloads = [
         Workload("trivial", "load generator ceiling: trivial server", baselines["trivial"], "/"),
         Workload("a", "(a) FastAPI, JSON {ok: true}", baselines["a"], "/"),
-        Workload("b", "(b) FastAPI + asyncpg, PK read", baselines["b"], "/", uses_postgres=True),
-        Workload("c", "(c) Starlette + asyncpg, PK read", baselines["c"], "/", uses_postgres=True),
+        Workload("b", "(b) FastAPI + asyncpg, PK read", baselines["b"], "/"),
+        Workload("c", "(c) Starlette + asyncpg, PK read", baselines["c"], "/"),
         Workload("crm_healthz", "crm GET /healthz (no auth, no DB)", service, "/healthz"),
         Workload(
             "crm_workspace",
@@ -734,18 +778,28 @@ def _run(
             service,
             "/v1/workspace",
             auth,
-            uses_postgres=True,
         ),
     ]
-    for workload in workloads:
-        results[workload.key] = measure(workload, args, pgdata)
+    runs: dict[str, list[dict[str, Any]]] = {workload.key: [] for workload in workloads}
+    for round_number in range(args.rounds):
+        if args.rounds > 1:
+            print(f" round {round_number + 1} of {args.rounds}", file=sys.stderr, flush=True)
+        # Rounds go through every workload in turn, so a burst of outside load lands on
+        # one round of each rather than on every round of one workload.
+        for workload in workloads:
+            runs[workload.key].append(measure(workload, args, pgdata))
+    results = {key: median_run(measured) for key, measured in runs.items()}
     crm_after_rss = psutil.Process(service.pid).memory_info().rss
 
     profile_summary: dict[str, Any] | None = None
     if args.profile:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        profile_summary = profile(workloads[-1], args, out / f"foundation-{timestamp}-pyspy.txt")
+        try:
+            # The raw stacks (megabytes) stay in the temporary directory; the summary goes
+            # into the report.
+            profile_summary = profile(workloads[-1], args, data_dir.parent / "py-spy.txt")
+        except BenchError as exc:
+            # The measurements above stand without a profile; do not throw them away.
+            print(f"warning: no profile: {exc}", file=sys.stderr)
 
     meta = {
         "timestamp": timestamp,
@@ -755,8 +809,10 @@ def _run(
         "connections": args.connections,
         "duration_s": args.duration,
         "warmup_s": args.warmup,
+        "rounds": args.rounds,
         "engine": "wrk" if args.engine == "wrk" else loadgen.engine_name(),
         "crm_environment": {k: v for k, v in env.items() if k.startswith("CRM_")},
+        "git": _git_state(),
     }
     return {
         "meta": meta,
@@ -769,6 +825,30 @@ def _run(
         },
         "profile": profile_summary,
     }
+
+
+def median_run(measured: list[dict[str, Any]]) -> dict[str, Any]:
+    """The round with the median throughput (the lower one of an even count), with every
+    round's figure kept beside it."""
+    ordered = sorted(measured, key=lambda run: float(run["rps"]))
+    chosen = dict(ordered[(len(ordered) - 1) // 2])
+    chosen["rounds_rps"] = [run["rps"] for run in measured]
+    return chosen
+
+
+def _git_state() -> dict[str, Any]:
+    """The commit measured, and whether the work tree differed from it (figures from a dirty
+    tree cannot be reproduced from the commit alone)."""
+
+    def git(*arguments: str) -> str:
+        return subprocess.run(
+            ["git", *arguments], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    try:
+        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain"))}
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": None, "dirty": None}
 
 
 def _cpu_model() -> str:
@@ -799,6 +879,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per load")
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before")
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure every workload this many times, interleaved; report the median",
+    )
     parser.add_argument("--out", default="bench/results", help="folder for the .json and .md")
     parser.add_argument(
         "--engine",
@@ -811,12 +897,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="also sample GET /v1/workspace with py-spy (not a measured run)",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.rounds < 1 or args.connections < 1 or args.duration <= 0 or args.warmup < 0:
+        parser.error("--rounds and --connections must be at least 1, --duration above 0")
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    # SIGTERM, and SIGINT even when a shell started us with it ignored (a background job),
+    # end the run through KeyboardInterrupt, which the clean-up handles.
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         report = run(args)
     except KeyboardInterrupt:

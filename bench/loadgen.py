@@ -63,6 +63,9 @@ def build_target(
     headers: Mapping[str, str] | None = None,
     body: bytes | None = None,
 ) -> Target:
+    if method.upper() == "HEAD":
+        # A HEAD response announces a Content-Length it does not send; the reader would wait.
+        raise ValueError("HEAD requests are not supported")
     parts = urlsplit(url)
     if parts.scheme != "http" or parts.hostname is None:
         raise ValueError(f"only plain http:// URLs are supported, not {url!r}")

@@ -233,3 +233,14 @@ class TestWorkspaceEtagsAndMergePatch:
     ) -> None:
         response = await client.patch("/v1/workspace", headers=workspace.headers, json=[1, 2])
         assert_problem(response, 422, "validation_error")
+
+
+async def test_nul_in_the_url_is_refused(
+    client: httpx.AsyncClient, workspace: WorkspaceHandle
+) -> None:
+    response = await client.get("/v1/api-keys?sort=name%00x", headers=workspace.headers)
+    assert_problem(response, 422, "validation_error")
+    response = await client.get(
+        "/v1/contacts", headers=workspace.headers, params={"owner_id": "a\x00b"}
+    )
+    assert_problem(response, 422, "validation_error")

@@ -107,3 +107,16 @@ def test_ids_are_time_ordered_uuid7() -> None:
     assert all(isinstance(value, uuid.UUID) and value.version == 7 for value in ids)
     assert ids == sorted(ids)
     assert len(set(ids)) == len(ids)
+
+
+def test_attributes_refuse_numbers_json_storage_cannot_hold() -> None:
+    from pydantic import TypeAdapter
+
+    from app.kit.validators import Attributes
+
+    adapter = TypeAdapter(Attributes)
+    assert adapter.validate_python({"points": 2**63 - 1}) == {"points": 2**63 - 1}
+    with pytest.raises(ValidationError, match="64 bits"):
+        adapter.validate_python({"points": 2**64})
+    with pytest.raises(ValidationError, match="levels deep"):
+        adapter.validate_python({"a": {"b": {"c": {"d": {"e": {"f": 1}}}}}})

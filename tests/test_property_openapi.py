@@ -405,6 +405,10 @@ async def test_operation_refuses_missing_and_bogus_keys(
                 # resolves any dependency.
                 assert response.json()["code"] in ("malformed_body", "bad_request")
                 return
+            if response.status_code == 422 and "%00" in str(response.request.url):
+                # So is a NUL in the URL, refused by the request guard before any routing.
+                assert response.json()["code"] == "validation_error"
+                return
             assert response.status_code == 401, response.content
             assert response.headers.get("www-authenticate") == ['Bearer realm="crm"']
 

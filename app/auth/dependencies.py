@@ -150,3 +150,5 @@ class Authenticator:
 
 AnyKey = Annotated[AuthContext, Depends(Authenticator())]
 AdminKey = Annotated[AuthContext, Depends(Authenticator(Scope.admin))]
+ContactsRead = Annotated[AuthContext, Depends(Authenticator(Scope.contacts_read))]
+ContactsWrite = Annotated[AuthContext, Depends(Authenticator(Scope.contacts_write))]

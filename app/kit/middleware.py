@@ -15,7 +15,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.kit import metrics
 from app.kit.context import request_id_var
-from app.kit.errors import CRMError, PayloadTooLarge, UnsupportedMediaType
+from app.kit.errors import (
+    CRMError,
+    FieldError,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 from app.kit.problems import problem_response
 
 access_logger = logging.getLogger("crm.access")
@@ -107,7 +113,17 @@ class RequestGuardMiddleware:
         self.guarded_prefixes = guarded_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        # PostgreSQL text cannot hold NUL: refuse it where it arrives, with a clear answer.
+        if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
+            await self._reject(scope, receive, send, ValidationFailed(
+                "The URL contains a NUL character",
+                errors=[FieldError(field="query", message="NUL characters are not allowed")],
+            ))  # fmt: skip
+            return
+        if scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
             await self.app(scope, receive, send)
             return
         limit = self.max_body_bytes

@@ -54,6 +54,12 @@ def parse_str(value: Any) -> str:
     return value
 
 
+def parse_hex_bytes(value: Any) -> bytes:
+    if not isinstance(value, str):
+        raise ValueError("expected hex")
+    return bytes.fromhex(value)
+
+
 @dataclass(frozen=True)
 class Sort:
     name: str
@@ -151,6 +157,8 @@ class Keyset:
     def cursor(self, value: Any, item_id: uuid.UUID) -> str:
         if isinstance(value, datetime):
             value = value.isoformat()
+        elif isinstance(value, bytes):
+            value = value.hex()
         return _encode([self.sort.token, value, str(item_id)])
 
     def page(

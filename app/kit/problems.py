@@ -103,6 +103,9 @@ def database_problem(error: sa_exc.SQLAlchemyError) -> CRMError | None:
         state = _sqlstate(error)
         if state == "23505":
             return Duplicate("A record with the same unique value already exists")
+        if state in {"22021", "22P05"}:
+            # Invalid byte sequence / untranslatable character: always text the client sent.
+            return ValidationFailed("The input contains characters the database cannot store")
         if state in {"40001", "40P01", "55P03"}:
             return Conflict("A concurrent change conflicted with this one; retry the request")
         if state is not None and state[:2] in {"08", "57"}:

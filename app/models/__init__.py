@@ -1,11 +1,42 @@
 """Every ORM model, imported in one place so the mapper registry and Alembic see them all."""
 
+from app.models.account import Account, AccountExternalId
 from app.models.api_key import ApiKey
+from app.models.contact import Contact, ContactEmail, ContactExternalId, ContactPhone
+from app.models.contact_merge import ContactMerge
+from app.models.contact_relationship import ContactRelationship
 from app.models.idempotency_key import IdempotencyKey
 from app.models.outbox_event import OutboxEvent
 from app.models.workspace import Workspace
 
 # Tables carrying customer data: row-level security applies to each (see the migrations).
-TENANT_TABLES = ("workspaces", "api_keys", "idempotency_keys", "outbox_events")
+TENANT_TABLES = (
+    "workspaces",
+    "api_keys",
+    "idempotency_keys",
+    "outbox_events",
+    "accounts",
+    "account_external_ids",
+    "contacts",
+    "contact_emails",
+    "contact_phones",
+    "contact_external_ids",
+    "contact_relationships",
+    "contact_merges",
+)
 
-__all__ = ["TENANT_TABLES", "ApiKey", "IdempotencyKey", "OutboxEvent", "Workspace"]
+__all__ = [
+    "TENANT_TABLES",
+    "Account",
+    "AccountExternalId",
+    "ApiKey",
+    "Contact",
+    "ContactEmail",
+    "ContactExternalId",
+    "ContactMerge",
+    "ContactPhone",
+    "ContactRelationship",
+    "IdempotencyKey",
+    "OutboxEvent",
+    "Workspace",
+]

@@ -1,21 +1,14 @@
 from __future__ import annotations
 
 import uuid
-from functools import lru_cache
 from typing import Annotated
-from zoneinfo import available_timezones
 
 import phonenumbers
-from babel import Locale, UnknownLocaleError
 from pydantic import AfterValidator, Field
 
 from app.kit.money import validate_currency
 from app.kit.schemas import PatchSchema, Schema, UTCDateTime
-
-
-@lru_cache(maxsize=1)
-def _timezones() -> frozenset[str]:
-    return frozenset(available_timezones())
+from app.kit.validators import LocaleTag, TimeZone
 
 
 def _region(value: str) -> str:
@@ -25,25 +18,9 @@ def _region(value: str) -> str:
     return value
 
 
-def _timezone(value: str) -> str:
-    if value not in _timezones():
-        raise ValueError(f"{value!r} is not an IANA time zone")
-    return value
-
-
-def _locale(value: str) -> str:
-    try:
-        parsed = Locale.parse(value, sep="-")
-    except (UnknownLocaleError, ValueError):
-        raise ValueError(f"{value!r} is not a known locale (BCP 47, e.g. th-TH)") from None
-    return "-".join(part for part in (parsed.language, parsed.territory) if part)
-
-
 WorkspaceName = Annotated[str, Field(min_length=1, max_length=200)]
 Region = Annotated[str, Field(min_length=2, max_length=2), AfterValidator(_region)]
 CurrencyCode = Annotated[str, Field(min_length=3, max_length=3), AfterValidator(validate_currency)]
-TimeZone = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_timezone)]
-LocaleTag = Annotated[str, Field(min_length=2, max_length=35), AfterValidator(_locale)]
 
 
 class Workspace(Schema):

@@ -1,0 +1,178 @@
+from __future__ import annotations
+
+import builtins
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+from pydantic import AwareDatetime
+from starlette.responses import Response
+
+from app.auth.dependencies import ContactsRead, ContactsWrite
+from app.contact import schemas
+from app.contact.service import ContactQuery
+from app.contact.service import contact as contact_service
+from app.db.session import SessionDep
+from app.kit.errors import (
+    COMMON_RESPONSES,
+    Duplicate,
+    InvalidCursor,
+    NotFound,
+    PreconditionFailed,
+)
+from app.kit.http import Cursor, IfMatch, IfNoneMatch, Limit, conditional_get, json_response
+from app.kit.pagination import DEFAULT_LIMIT, Page
+from app.kit.routing import UnitOfWorkRoute
+
+router = APIRouter(
+    prefix="/contacts", tags=["contacts"], route_class=UnitOfWorkRoute, responses=COMMON_RESPONSES
+)
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: NotFound.openapi_response()}
+CONFLICT: dict[int | str, dict[str, Any]] = {409: Duplicate.openapi_response()}
+
+
+def _body(contact: Any) -> schemas.Contact:
+    return contact_service.to_schema(contact)
+
+
+@router.get(
+    "", response_model=Page[schemas.Contact], responses={400: InvalidCursor.openapi_response()}
+)
+# The endpoint's name is its operation id (contacts-list), hence builtins.list above.
+async def list(
+    session: SessionDep,
+    auth: ContactsRead,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+    sort: Annotated[
+        str | None,
+        Query(
+            max_length=40,
+            description="`created_at`, `updated_at` or `name`, `-` for descending "
+            "(default `-created_at`); with `q`, results are ranked by relevance.",
+        ),
+    ] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=200,
+            description="Search names, e-mails and phones: accent- and case-insensitive, "
+            "substrings (Thai included), phone numbers in any format.",
+        ),
+    ] = None,
+    lifecycle_stage: Annotated[
+        builtins.list[schemas.LifecycleStage] | None, Query(max_length=6)
+    ] = None,
+    tag: Annotated[
+        builtins.list[Annotated[str, Query(max_length=64)]] | None,
+        Query(max_length=20, description="Contacts carrying all of these tags."),
+    ] = None,
+    account_id: uuid.UUID | None = None,
+    owner_id: Annotated[str | None, Query(max_length=200)] = None,
+    email: Annotated[str | None, Query(max_length=320, description="Exact e-mail.")] = None,
+    phone: Annotated[str | None, Query(max_length=64, description="A phone, any format.")] = None,
+    has_email: bool | None = None,
+    has_phone: bool | None = None,
+    created_after: AwareDatetime | None = None,
+    created_before: AwareDatetime | None = None,
+    updated_after: AwareDatetime | None = None,
+    updated_before: AwareDatetime | None = None,
+) -> Response:
+    """List or search contacts."""
+    query = ContactQuery(
+        q=q.strip() if q else None,
+        lifecycle_stages=lifecycle_stage or (),
+        tags=tag or (),
+        account_id=account_id,
+        owner_id=owner_id,
+        email=email.strip().lower() if email else None,
+        phone=phone,
+        has_email=has_email,
+        has_phone=has_phone,
+        created_after=created_after,
+        created_before=created_before,
+        updated_after=updated_after,
+        updated_before=updated_before,
+    )
+    rows, next_cursor = await contact_service.find(
+        session, auth, query, limit=limit, cursor=cursor, sort=sort
+    )
+    return json_response(
+        Page[schemas.Contact](data=[_body(row) for row in rows], next_cursor=next_cursor)
+    )
+
+
+@router.post("", status_code=201, response_model=schemas.Contact, responses=CONFLICT)
+async def create(data: schemas.ContactCreate, session: SessionDep, auth: ContactsWrite) -> Response:
+    """Create a contact. An e-mail already used by another contact is a 409 naming it."""
+    contact = await contact_service.create(session, auth, data)
+    return json_response(
+        _body(contact),
+        status_code=201,
+        version=contact.version,
+        headers={"Location": f"/v1/contacts/{contact.id}"},
+    )
+
+
+@router.get(
+    "/by-external-id/{system}/{value}",
+    response_model=schemas.Contact,
+    responses={**NOT_FOUND, 304: {"description": "Not modified"}},
+)
+async def get_by_external_id(
+    system: Annotated[str, Path(max_length=64)],
+    value: Annotated[str, Path(max_length=255)],
+    session: SessionDep,
+    auth: ContactsRead,
+    if_none_match: IfNoneMatch = None,
+) -> Response:
+    """Find a contact by a partner system's key."""
+    contact = await contact_service.get_by_external_id(session, auth, system, value)
+    return conditional_get(_body(contact), version=contact.version, if_none_match=if_none_match)
+
+
+@router.get(
+    "/{contact_id}",
+    response_model=schemas.Contact,
+    responses={**NOT_FOUND, 304: {"description": "Not modified"}},
+)
+async def get(
+    contact_id: uuid.UUID,
+    session: SessionDep,
+    auth: ContactsRead,
+    if_none_match: IfNoneMatch = None,
+) -> Response:
+    """One contact. A merged contact is a 404 whose `merged_into` names the survivor."""
+    contact = await contact_service.get(session, auth, contact_id)
+    return conditional_get(_body(contact), version=contact.version, if_none_match=if_none_match)
+
+
+@router.patch(
+    "/{contact_id}",
+    response_model=schemas.Contact,
+    responses={**NOT_FOUND, **CONFLICT, 412: PreconditionFailed.openapi_response()},
+)
+async def update(
+    contact_id: uuid.UUID,
+    patch: schemas.ContactUpdate,
+    session: SessionDep,
+    auth: ContactsWrite,
+    if_match: IfMatch = None,
+) -> Response:
+    """Change a contact (JSON merge patch)."""
+    contact = await contact_service.update(session, auth, contact_id, patch, if_match=if_match)
+    return json_response(_body(contact), version=contact.version)
+
+
+@router.delete(
+    "/{contact_id}",
+    status_code=204,
+    responses={**NOT_FOUND, 412: PreconditionFailed.openapi_response()},
+)
+async def delete(
+    contact_id: uuid.UUID, session: SessionDep, auth: ContactsWrite, if_match: IfMatch = None
+) -> Response:
+    """Delete a contact, with its contact points and relationships."""
+    await contact_service.delete(session, auth, contact_id, if_match=if_match)
+    return Response(status_code=204)

@@ -1,0 +1,239 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Numeric, Select, cast, delete, exists, func, or_, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from app.kit.pagination import Keyset
+from app.models import Contact, ContactEmail, ContactExternalId, ContactPhone
+
+
+@dataclass(frozen=True)
+class ContactFilters:
+    lifecycle_stages: Sequence[str] = ()
+    tags: Sequence[str] = ()
+    account_id: uuid.UUID | None = None
+    owner_id: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    has_email: bool | None = None
+    has_phone: bool | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    updated_after: datetime | None = None
+    updated_before: datetime | None = None
+    # Normalised search: every group must match (AND), by any of its patterns (OR).
+    search_patterns: Sequence[Sequence[str]] = field(default_factory=tuple)
+
+
+def _with_children(statement: Select[Any]) -> Select[Any]:
+    return statement.options(
+        selectinload(Contact.emails),
+        selectinload(Contact.phones),
+        selectinload(Contact.external_ids),
+    )
+
+
+class ContactRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(
+        self, workspace_id: uuid.UUID, contact_id: uuid.UUID, *, for_update: bool = False
+    ) -> Contact | None:
+        """The contact, merged tombstones included, with its e-mails, phones and ids."""
+        statement = _with_children(
+            select(Contact).where(Contact.workspace_id == workspace_id, Contact.id == contact_id)
+        )
+        if for_update:
+            statement = statement.with_for_update(of=Contact)
+        result = await self.session.execute(statement)
+        found: Contact | None = result.scalars().unique().one_or_none()
+        return found
+
+    async def get_many(
+        self, workspace_id: uuid.UUID, contact_ids: Iterable[uuid.UUID], *, for_update: bool = False
+    ) -> list[Contact]:
+        statement = _with_children(
+            select(Contact).where(
+                Contact.workspace_id == workspace_id, Contact.id.in_(list(contact_ids))
+            )
+        ).order_by(Contact.id)
+        if for_update:
+            # Locked in id order, so concurrent merges of overlapping sets cannot deadlock.
+            statement = statement.with_for_update(of=Contact)
+        return list((await self.session.execute(statement)).scalars().unique().all())
+
+    def _filtered(self, workspace_id: uuid.UUID, filters: ContactFilters) -> Select[Any]:
+        statement = select(Contact).where(
+            Contact.workspace_id == workspace_id, Contact.merged_into_id.is_(None)
+        )
+        if filters.lifecycle_stages:
+            statement = statement.where(Contact.lifecycle_stage.in_(filters.lifecycle_stages))
+        if filters.tags:
+            statement = statement.where(Contact.tags.contains(list(filters.tags)))
+        if filters.account_id is not None:
+            statement = statement.where(Contact.account_id == filters.account_id)
+        if filters.owner_id is not None:
+            statement = statement.where(Contact.owner_id == filters.owner_id)
+        email_of_contact = (ContactEmail.workspace_id == Contact.workspace_id) & (
+            ContactEmail.contact_id == Contact.id
+        )
+        phone_of_contact = (ContactPhone.workspace_id == Contact.workspace_id) & (
+            ContactPhone.contact_id == Contact.id
+        )
+        if filters.email is not None:
+            statement = statement.where(
+                exists().where(email_of_contact, ContactEmail.email == filters.email)
+            )
+        if filters.phone is not None:
+            statement = statement.where(
+                exists().where(phone_of_contact, ContactPhone.number == filters.phone)
+            )
+        if filters.has_email is not None:
+            has = exists().where(email_of_contact)
+            statement = statement.where(has if filters.has_email else ~has)
+        if filters.has_phone is not None:
+            has = exists().where(phone_of_contact)
+            statement = statement.where(has if filters.has_phone else ~has)
+        if filters.created_after is not None:
+            statement = statement.where(Contact.created_at >= filters.created_after)
+        if filters.created_before is not None:
+            statement = statement.where(Contact.created_at < filters.created_before)
+        if filters.updated_after is not None:
+            statement = statement.where(Contact.updated_at >= filters.updated_after)
+        if filters.updated_before is not None:
+            statement = statement.where(Contact.updated_at < filters.updated_before)
+        for group in filters.search_patterns:
+            statement = statement.where(or_(*(Contact.search_text.like(p) for p in group)))
+        return statement
+
+    async def find(
+        self, workspace_id: uuid.UUID, filters: ContactFilters, keyset: Keyset
+    ) -> list[Contact]:
+        statement = _with_children(keyset.apply(self._filtered(workspace_id, filters)))
+        return list((await self.session.execute(statement)).scalars().unique().all())
+
+    async def search(
+        self,
+        workspace_id: uuid.UUID,
+        filters: ContactFilters,
+        query_key: str,
+        *,
+        limit: int,
+        after: tuple[float, uuid.UUID] | None,
+    ) -> list[tuple[Contact, float]]:
+        """Matches ranked best first: how much of the query the contact's text contains."""
+        # Rounded to an exact numeric so a cursor can carry it and compare equal next time.
+        score = func.round(
+            cast(func.word_similarity(query_key, Contact.search_text), Numeric(10, 6)), 4
+        ).label("score")
+        statement = self._filtered(workspace_id, filters).add_columns(score)
+        if after is not None:
+            statement = statement.where(tuple_(score, Contact.id) < tuple_(after[0], after[1]))
+        statement = _with_children(
+            statement.order_by(score.desc(), Contact.id.desc()).limit(limit + 1)
+        )
+        rows = (await self.session.execute(statement)).unique().all()
+        return [(row[0], float(row[1])) for row in rows]
+
+    async def email_owners(
+        self, workspace_id: uuid.UUID, emails: Iterable[str]
+    ) -> dict[str, uuid.UUID]:
+        wanted = list(emails)
+        if not wanted:
+            return {}
+        result = await self.session.execute(
+            select(ContactEmail.email, ContactEmail.contact_id).where(
+                ContactEmail.workspace_id == workspace_id, ContactEmail.email.in_(wanted)
+            )
+        )
+        return {row.email: row.contact_id for row in result}
+
+    async def external_id_owners(
+        self, workspace_id: uuid.UUID, pairs: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], uuid.UUID]:
+        wanted = list(pairs)
+        if not wanted:
+            return {}
+        result = await self.session.execute(
+            select(
+                ContactExternalId.system, ContactExternalId.value, ContactExternalId.contact_id
+            ).where(
+                ContactExternalId.workspace_id == workspace_id,
+                tuple_(ContactExternalId.system, ContactExternalId.value).in_(wanted),
+            )
+        )
+        return {(row.system, row.value): row.contact_id for row in result}
+
+    async def contacts_with_phones(
+        self, workspace_id: uuid.UUID, numbers: Iterable[str], *, exclude: uuid.UUID
+    ) -> dict[uuid.UUID, set[str]]:
+        wanted = list(numbers)
+        if not wanted:
+            return {}
+        result = await self.session.execute(
+            select(ContactPhone.contact_id, ContactPhone.number)
+            .join(
+                Contact,
+                (Contact.workspace_id == ContactPhone.workspace_id)
+                & (Contact.id == ContactPhone.contact_id),
+            )
+            .where(
+                ContactPhone.workspace_id == workspace_id,
+                ContactPhone.number.in_(wanted),
+                ContactPhone.contact_id != exclude,
+                Contact.merged_into_id.is_(None),
+            )
+        )
+        found: dict[uuid.UUID, set[str]] = {}
+        for row in result:
+            found.setdefault(row.contact_id, set()).add(row.number)
+        return found
+
+    async def similar_names(
+        self, workspace_id: uuid.UUID, name_key: str, *, exclude: uuid.UUID, limit: int
+    ) -> list[tuple[uuid.UUID, float]]:
+        """Contacts whose searchable text closely contains this (normalised) name."""
+        score = func.word_similarity(name_key, Contact.search_text)
+        result = await self.session.execute(
+            select(Contact.id, score.label("score"))
+            .where(
+                Contact.workspace_id == workspace_id,
+                Contact.merged_into_id.is_(None),
+                Contact.id != exclude,
+                # %> uses the trigram index (word_similarity_threshold, 0.6 by default).
+                Contact.search_text.op("%>")(name_key),
+            )
+            .order_by(score.desc(), Contact.id)
+            .limit(limit)
+        )
+        return [(row.id, float(row.score)) for row in result]
+
+    async def by_external_id(
+        self, workspace_id: uuid.UUID, system: str, value: str
+    ) -> uuid.UUID | None:
+        result = await self.session.execute(
+            select(ContactExternalId.contact_id).where(
+                ContactExternalId.workspace_id == workspace_id,
+                ContactExternalId.system == system,
+                ContactExternalId.value == value,
+            )
+        )
+        return result.scalar_one_or_none()
+
+    def add(self, contact: Contact) -> None:
+        self.session.add(contact)
+
+    async def delete(self, contact: Contact) -> None:
+        await self.session.execute(
+            delete(Contact).where(
+                Contact.workspace_id == contact.workspace_id, Contact.id == contact.id
+            )
+        )

@@ -1,0 +1,660 @@
+"""Contacts: the customer profile, its contact points and partner keys."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import phonenumbers
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.dependencies import AuthContext
+from app.contact import schemas
+from app.contact.exceptions import ContactMerged, ContactNotFound, DuplicateContact
+from app.contact.repository import ContactFilters, ContactRepository
+from app.events import outbox
+from app.kit.collation import sort_key
+from app.kit.contact_points import normalize_phone
+from app.kit.errors import FieldError, InvalidCursor, ValidationFailed
+from app.kit.etag import check_if_match
+from app.kit.ids import uuid7
+from app.kit.merge_patch import merge_patch
+from app.kit.pagination import (
+    Keyset,
+    SortField,
+    _decode,
+    _encode,
+    parse_datetime,
+    parse_hex_bytes,
+    parse_sort,
+)
+from app.kit.validators import ExternalIds
+from app.models import Account, Contact, ContactEmail, ContactExternalId, ContactPhone, Workspace
+
+SORTS = {
+    "created_at": SortField(Contact.created_at, parse_datetime),
+    "updated_at": SortField(Contact.updated_at, parse_datetime),
+    "name": SortField(Contact.name_sort_key, parse_hex_bytes),
+}
+RELEVANCE = "relevance"
+_PHONE_LIKE = re.compile(r"^\+?[\d\s().\-]{6,}$")
+
+
+@dataclass(frozen=True)
+class ContactQuery:
+    """What a caller asks of the contact list."""
+
+    q: str | None = None
+    lifecycle_stages: Sequence[str] = ()
+    tags: Sequence[str] = ()
+    account_id: uuid.UUID | None = None
+    owner_id: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    has_email: bool | None = None
+    has_phone: bool | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    updated_after: datetime | None = None
+    updated_before: datetime | None = None
+
+
+def derive_display_name(
+    given: str | None,
+    family: str | None,
+    locale: str | None,
+    emails: Sequence[str],
+    phones: Sequence[str],
+    external_ids: dict[str, str],
+) -> str:
+    """Names in the order the contact's language writes them (Vietnamese: family first)."""
+    if given or family:
+        parts = [family, given] if (locale or "").startswith("vi") else [given, family]
+        return " ".join(part for part in parts if part)
+    if emails:
+        return emails[0]
+    if phones:
+        return phones[0]
+    if external_ids:
+        system, value = next(iter(sorted(external_ids.items())))
+        return f"{system}:{value}"
+    return "Unnamed contact"
+
+
+def _phone_digits(number: str) -> list[str]:
+    """``+66812345678`` -> ``66812345678`` and ``0812345678``: either way a caller types it."""
+    parsed = phonenumbers.parse(number)
+    national = re.sub(
+        r"\D", "", phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
+    )
+    return [number.lstrip("+"), national]
+
+
+def search_source(contact: Contact, emails: Sequence[str], phones: Sequence[str]) -> str:
+    parts: list[str] = [contact.display_name, contact.given_name or "", contact.family_name or ""]
+    parts += emails
+    for number in phones:
+        parts += _phone_digits(number)
+    return " ".join(part for part in parts if part)
+
+
+class ContactService:
+    # -- reading -----------------------------------------------------------------------------
+    async def get(self, session: AsyncSession, auth: AuthContext, contact_id: uuid.UUID) -> Contact:
+        """A live contact.
+
+        Raises:
+            ContactNotFound: no such contact in the caller's workspace.
+            ContactMerged: it was absorbed by a merge (the problem names the survivor).
+        """
+        contact = await ContactRepository(session).get(auth.workspace_id, contact_id)
+        if contact is None:
+            raise ContactNotFound()
+        if contact.merged_into_id is not None:
+            raise ContactMerged(contact.merged_into_id)
+        return contact
+
+    async def get_many(
+        self, session: AsyncSession, auth: AuthContext, contact_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, Contact]:
+        rows = await ContactRepository(session).get_many(auth.workspace_id, contact_ids)
+        return {row.id: row for row in rows if row.merged_into_id is None}
+
+    async def get_by_external_id(
+        self, session: AsyncSession, auth: AuthContext, system: str, value: str
+    ) -> Contact:
+        contact_id = await ContactRepository(session).by_external_id(
+            auth.workspace_id, system, value
+        )
+        if contact_id is None:
+            raise ContactNotFound(f"No contact has {system} id {value!r}")
+        return await self.get(session, auth, contact_id)
+
+    async def find(
+        self,
+        session: AsyncSession,
+        auth: AuthContext,
+        query: ContactQuery,
+        *,
+        limit: int,
+        cursor: str | None,
+        sort: str | None,
+    ) -> tuple[list[Contact], str | None]:
+        """A page of contacts; with ``q``, ranked best match first.
+
+        Raises:
+            ValidationFailed: unknown sort field, or a sort other than relevance with ``q``.
+            InvalidCursor: the cursor is malformed or from another listing.
+        """
+        region = await self._region(session, auth)
+        filters = ContactFilters(
+            lifecycle_stages=query.lifecycle_stages,
+            tags=query.tags,
+            account_id=query.account_id,
+            owner_id=query.owner_id,
+            email=query.email,
+            phone=self._phone_filter(query.phone, region),
+            has_email=query.has_email,
+            has_phone=query.has_phone,
+            created_after=query.created_after,
+            created_before=query.created_before,
+            updated_after=query.updated_after,
+            updated_before=query.updated_before,
+        )
+        repository = ContactRepository(session)
+        if query.q:
+            if sort not in (None, RELEVANCE):
+                raise ValidationFailed(
+                    "Search results are ranked by relevance",
+                    errors=[FieldError(field="query.sort", message="only 'relevance' with q")],
+                )
+            return await self._search(
+                session, repository, auth, filters, query.q, region, limit=limit, cursor=cursor
+            )
+        keyset = Keyset.build(
+            sort=parse_sort(sort, SORTS, "-created_at"),
+            allowed=SORTS,
+            id_column=Contact.id,
+            limit=limit,
+            cursor=cursor,
+        )
+        rows = await repository.find(auth.workspace_id, filters, keyset)
+        column = keyset.field.column.key
+        return keyset.page(rows, lambda row: (getattr(row, column), row.id))
+
+    async def _search(
+        self,
+        session: AsyncSession,
+        repository: ContactRepository,
+        auth: AuthContext,
+        filters: ContactFilters,
+        q: str,
+        region: str,
+        *,
+        limit: int,
+        cursor: str | None,
+    ) -> tuple[list[Contact], str | None]:
+        query_key, patterns = await self._search_terms(session, q, region)
+        if not patterns:
+            return [], None
+        after: tuple[float, uuid.UUID] | None = None
+        if cursor:
+            token, score, raw_id = _decode(cursor)
+            if token != RELEVANCE or not isinstance(score, (int, float)):
+                raise InvalidCursor("The cursor belongs to a different listing")
+            try:
+                after = (float(score), uuid.UUID(str(raw_id)))
+            except ValueError:
+                raise InvalidCursor() from None
+        filters = ContactFilters(**{**filters.__dict__, "search_patterns": patterns})
+        ranked = await repository.search(
+            auth.workspace_id, filters, query_key, limit=limit, after=after
+        )
+        page = ranked[:limit]
+        next_cursor = None
+        if len(ranked) > limit and page:
+            last, score = page[-1]
+            next_cursor = _encode([RELEVANCE, score, str(last.id)])
+        return [contact for contact, _ in page], next_cursor
+
+    async def _search_terms(
+        self, session: AsyncSession, q: str, region: str
+    ) -> tuple[str, list[list[str]]]:
+        """The normalised query and the LIKE pattern groups a match must satisfy."""
+        text = q.strip()
+        if _PHONE_LIKE.match(text):
+            # Digits as typed match a national or international form, or a fragment; a whole
+            # number also matches in E.164, whatever format it was typed in.
+            typed = re.sub(r"\D", "", text)
+            forms = [typed]
+            with contextlib.suppress(ValueError):
+                forms.append(normalize_phone(text, region).lstrip("+"))
+            return forms[-1], [[f"%{_like_escape(form)}%" for form in dict.fromkeys(forms)]]
+        key = (await session.execute(select(func.crm_search_key(text)))).scalar_one()
+        words = [word for word in key.split() if word]
+        # Short fragments match nearly everything and cannot use the trigram index.
+        patterns = [[f"%{_like_escape(word)}%"] for word in words if len(word) >= 2]
+        return key, patterns
+
+    def _phone_filter(self, phone: str | None, region: str) -> str | None:
+        if phone is None:
+            return None
+        try:
+            return normalize_phone(phone, region)
+        except ValueError:
+            raise ValidationFailed(
+                "Not a phone number", errors=[FieldError(field="query.phone", message="invalid")]
+            ) from None
+
+    # -- writing -----------------------------------------------------------------------------
+    async def create(
+        self, session: AsyncSession, auth: AuthContext, data: schemas.ContactCreate
+    ) -> Contact:
+        """Create a contact.
+
+        Raises:
+            DuplicateContact: an e-mail or external id belongs to another contact.
+            ValidationFailed: a phone number is invalid, or the account does not exist.
+        """
+        workspace = await self._workspace(session, auth)
+        phones = self._normalize_phones(data.phones, workspace.default_region, "phones")
+        await self._check_account(session, auth, data.account_id)
+        contact = Contact(
+            workspace_id=auth.workspace_id,
+            id=uuid7(),
+            given_name=data.given_name,
+            family_name=data.family_name,
+            locale=data.locale,
+            time_zone=data.time_zone,
+            birthday=data.birthday,
+            addresses=[address.model_dump(exclude_none=True) for address in data.addresses],
+            lifecycle_stage=data.lifecycle_stage,
+            account_id=data.account_id,
+            owner_id=data.owner_id,
+            tags=list(data.tags),
+            attributes=dict(data.attributes),
+            acquisition_source=data.acquisition_source,
+            acquisition_channel=data.acquisition_channel,
+            version=1,
+            emails=[],
+            phones=[],
+            external_ids=[],
+        )
+        emails = [(item.email, item.primary) for item in data.emails]
+        self._set_children(contact, emails, phones, dict(data.external_ids))
+        contact.display_name = data.display_name or self._derived_name(contact, workspace)
+        self._index(contact)
+        ContactRepository(session).add(contact)
+        await self._flush_checking_uniqueness(session, auth, contact)
+        await outbox.record(
+            session,
+            workspace_id=auth.workspace_id,
+            type="contact.created",
+            aggregate_type="contact",
+            aggregate_id=contact.id,
+            data=self.to_schema(contact),
+        )
+        return contact
+
+    async def update(
+        self,
+        session: AsyncSession,
+        auth: AuthContext,
+        contact_id: uuid.UUID,
+        patch: schemas.ContactUpdate,
+        *,
+        if_match: str | None = None,
+    ) -> Contact:
+        """Apply a merge patch.
+
+        Raises:
+            ContactNotFound, ContactMerged: as for ``get``.
+            PreconditionFailed: ``if_match`` names an older version.
+            DuplicateContact, ValidationFailed: as for ``create``.
+        """
+        repository = ContactRepository(session)
+        contact = await repository.get(auth.workspace_id, contact_id, for_update=True)
+        if contact is None:
+            raise ContactNotFound()
+        if contact.merged_into_id is not None:
+            raise ContactMerged(contact.merged_into_id)
+        check_if_match(if_match, contact.version)
+        before = self.to_schema(contact).model_dump(mode="json")
+        workspace = await self._workspace(session, auth)
+        changes = patch.changes()
+        emails = [(item.email, item.is_primary) for item in contact.emails]
+        phones = [(item.number, item.type, item.is_primary) for item in contact.phones]
+        external_ids = {item.system: item.value for item in contact.external_ids}
+        if "emails" in changes:
+            emails = [(item.email, item.primary) for item in patch.emails or []]
+        if "phones" in changes:
+            phones = self._normalize_phones(patch.phones or [], workspace.default_region, "phones")
+        if "external_ids" in changes:
+            external_ids = _validated_external_ids(
+                merge_patch(external_ids, changes["external_ids"] or {})
+            )
+        replace_children = bool({"emails", "phones", "external_ids"} & changes.keys())
+        if replace_children:
+            # Old child rows go first, in a flush of their own, so that a value that stays
+            # (the same e-mail) is deleted before it is inserted again. Nothing else has
+            # changed yet, so the contact row itself is updated once, at the end.
+            contact.emails, contact.phones, contact.external_ids = [], [], []
+            await session.flush()
+
+        simple = (
+            "given_name",
+            "family_name",
+            "locale",
+            "time_zone",
+            "birthday",
+            "lifecycle_stage",
+            "owner_id",
+            "acquisition_source",
+            "acquisition_channel",
+        )
+        for name in simple:
+            if name in changes:
+                setattr(contact, name, changes[name])
+        if "account_id" in changes:
+            await self._check_account(session, auth, changes["account_id"])
+            contact.account_id = changes["account_id"]
+        if "addresses" in changes:
+            contact.addresses = [a.model_dump(exclude_none=True) for a in patch.addresses or []]
+        if "tags" in changes:
+            contact.tags = list(patch.tags or [])
+        if "attributes" in changes:
+            merged = merge_patch(contact.attributes, changes["attributes"] or {})
+            contact.attributes = _validated_attributes(merged)
+        if replace_children:
+            self._set_children(contact, emails, phones, external_ids)
+        if changes.get("display_name"):
+            contact.display_name = changes["display_name"]
+        elif "display_name" in changes or _derived_from_names(before, contact):
+            contact.display_name = self._derived_name(contact, workspace)
+
+        after = self.to_schema(contact).model_dump(mode="json")
+        changed = sorted(
+            key
+            for key in after
+            if after[key] != before[key] and key not in ("updated_at", "version")
+        )
+        if not changed:
+            return contact
+        self._index(contact)
+        await self._flush_checking_uniqueness(session, auth, contact)
+        await session.refresh(contact, ["updated_at"])
+        await outbox.record(
+            session,
+            workspace_id=auth.workspace_id,
+            type="contact.updated",
+            aggregate_type="contact",
+            aggregate_id=contact.id,
+            data=self.to_schema(contact),
+            changed_fields=changed,
+        )
+        return contact
+
+    async def delete(
+        self,
+        session: AsyncSession,
+        auth: AuthContext,
+        contact_id: uuid.UUID,
+        *,
+        if_match: str | None = None,
+    ) -> None:
+        """Delete a contact and everything that is only its own (contact points, links)."""
+        repository = ContactRepository(session)
+        contact = await repository.get(auth.workspace_id, contact_id, for_update=True)
+        if contact is None:
+            raise ContactNotFound()
+        if contact.merged_into_id is not None:
+            raise ContactMerged(contact.merged_into_id)
+        check_if_match(if_match, contact.version)
+        await repository.delete(contact)
+        session.expunge(contact)
+        await outbox.record(
+            session,
+            workspace_id=auth.workspace_id,
+            type="contact.deleted",
+            aggregate_type="contact",
+            aggregate_id=contact_id,
+            data={"id": str(contact_id)},
+        )
+
+    # -- helpers -----------------------------------------------------------------------------
+    def to_schema(self, contact: Contact) -> schemas.Contact:
+        return schemas.Contact(
+            id=contact.id,
+            given_name=contact.given_name,
+            family_name=contact.family_name,
+            display_name=contact.display_name,
+            emails=[schemas.Email(email=e.email, primary=e.is_primary) for e in contact.emails],
+            phones=[
+                schemas.Phone.model_validate(
+                    {"number": p.number, "type": p.type, "primary": p.is_primary}
+                )
+                for p in contact.phones
+            ],
+            locale=contact.locale,
+            time_zone=contact.time_zone,
+            birthday=contact.birthday,
+            addresses=list(contact.addresses),
+            lifecycle_stage=contact.lifecycle_stage,  # type: ignore[arg-type]
+            account_id=contact.account_id,
+            owner_id=contact.owner_id,
+            tags=list(contact.tags),
+            attributes=dict(contact.attributes),
+            external_ids={
+                x.system: x.value for x in sorted(contact.external_ids, key=lambda x: x.system)
+            },
+            acquisition_source=contact.acquisition_source,
+            acquisition_channel=contact.acquisition_channel,
+            created_at=contact.created_at,
+            updated_at=contact.updated_at,
+            version=contact.version,
+        )
+
+    async def _workspace(self, session: AsyncSession, auth: AuthContext) -> Workspace:
+        workspace = await session.get(Workspace, auth.workspace_id)
+        if workspace is None:
+            raise ContactNotFound("The workspace no longer exists")
+        return workspace
+
+    async def _region(self, session: AsyncSession, auth: AuthContext) -> str:
+        return (await self._workspace(session, auth)).default_region
+
+    async def _check_account(
+        self, session: AsyncSession, auth: AuthContext, account_id: uuid.UUID | None
+    ) -> None:
+        if account_id is None:
+            return
+        found = await session.get(Account, (auth.workspace_id, account_id))
+        if found is None:
+            raise ValidationFailed(
+                "No such account",
+                errors=[FieldError(field="account_id", message="no such account")],
+            )
+
+    @staticmethod
+    def _normalize_phones(
+        phones: Sequence[schemas.PhoneIn], region: str, field: str
+    ) -> list[tuple[str, str, bool]]:
+        normalized: list[tuple[str, str, bool]] = []
+        errors: list[FieldError] = []
+        for index, phone in enumerate(phones):
+            try:
+                number = normalize_phone(phone.number, region)
+            except ValueError as exc:
+                errors.append(FieldError(field=f"{field}.{index}.number", message=str(exc)))
+                continue
+            if any(existing == number for existing, _, _ in normalized):
+                errors.append(
+                    FieldError(
+                        field=f"{field}.{index}.number", message="the same number is listed twice"
+                    )
+                )
+                continue
+            normalized.append((number, phone.type, phone.primary))
+        if errors:
+            raise ValidationFailed("Invalid phone number", errors=errors)
+        return normalized
+
+    @staticmethod
+    def _set_children(
+        contact: Contact,
+        emails: Sequence[tuple[str, bool]],
+        phones: Sequence[tuple[str, str, bool]],
+        external_ids: dict[str, str],
+    ) -> None:
+        has_primary_email = any(primary for _, primary in emails)
+        contact.emails = [
+            ContactEmail(
+                workspace_id=contact.workspace_id,
+                contact_id=contact.id,
+                email=email,
+                is_primary=primary or (not has_primary_email and index == 0),
+                position=index,
+            )
+            for index, (email, primary) in enumerate(emails)
+        ]
+        has_primary_phone = any(primary for _, _, primary in phones)
+        contact.phones = [
+            ContactPhone(
+                workspace_id=contact.workspace_id,
+                contact_id=contact.id,
+                number=number,
+                type=kind,
+                is_primary=primary or (not has_primary_phone and index == 0),
+                position=index,
+            )
+            for index, (number, kind, primary) in enumerate(phones)
+        ]
+        contact.external_ids = [
+            ContactExternalId(
+                workspace_id=contact.workspace_id, contact_id=contact.id, system=system, value=value
+            )
+            for system, value in sorted(external_ids.items())
+        ]
+
+    @staticmethod
+    def _derived_name(contact: Contact, workspace: Workspace) -> str:
+        return derive_display_name(
+            contact.given_name,
+            contact.family_name,
+            contact.locale or workspace.locale,
+            [e.email for e in contact.emails],
+            [p.number for p in contact.phones],
+            {x.system: x.value for x in contact.external_ids},
+        )
+
+    @staticmethod
+    def _index(contact: Contact) -> None:
+        source = search_source(
+            contact, [e.email for e in contact.emails], [p.number for p in contact.phones]
+        )
+        contact.search_text = func.crm_search_key(source)
+        contact.name_sort_key = sort_key(contact.display_name)
+
+    async def _flush_checking_uniqueness(
+        self, session: AsyncSession, auth: AuthContext, contact: Contact
+    ) -> None:
+        """Flush; an e-mail or external id taken meanwhile is a 409 naming its owner."""
+        repository = ContactRepository(session)
+        emails = [e.email for e in contact.emails]
+        pairs = [(x.system, x.value) for x in contact.external_ids]
+        await self._raise_if_taken(repository, auth, contact, emails, pairs)
+        try:
+            async with session.begin_nested():
+                await session.flush()
+        except IntegrityError as exc:
+            if getattr(exc.orig, "sqlstate", None) != "23505" and "23505" not in str(exc):
+                raise
+            # A concurrent writer took the value between our check and our insert.
+            await self._raise_if_taken(repository, auth, contact, emails, pairs)
+            raise
+        # search_text was written as an SQL expression; its value is not needed in memory.
+        session.expire(contact, ["search_text"])
+
+    @staticmethod
+    async def _raise_if_taken(
+        repository: ContactRepository,
+        auth: AuthContext,
+        contact: Contact,
+        emails: Sequence[str],
+        pairs: Sequence[tuple[str, str]],
+    ) -> None:
+        owners = await repository.email_owners(auth.workspace_id, emails)
+        for index, email in enumerate(emails):
+            owner = owners.get(email)
+            if owner is not None and owner != contact.id:
+                raise DuplicateContact(
+                    f"A contact with e-mail {email} already exists",
+                    field=f"emails.{index}.email",
+                    existing_id=owner,
+                )
+        id_owners = await repository.external_id_owners(auth.workspace_id, pairs)
+        for system, value in pairs:
+            owner = id_owners.get((system, value))
+            if owner is not None and owner != contact.id:
+                raise DuplicateContact(
+                    f"A contact with {system} id {value!r} already exists",
+                    field=f"external_ids.{system}",
+                    existing_id=owner,
+                )
+
+
+def _like_escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _derived_from_names(before: dict[str, Any], contact: Contact) -> bool:
+    """Whether the stored display name was derived (so it follows name changes)."""
+    return before.get("display_name") == derive_display_name(
+        before.get("given_name"),
+        before.get("family_name"),
+        before.get("locale") or "",
+        [e["email"] for e in before.get("emails", [])],
+        [p["number"] for p in before.get("phones", [])],
+        before.get("external_ids", {}),
+    ) and (before.get("given_name"), before.get("family_name")) != (
+        contact.given_name,
+        contact.family_name,
+    )
+
+
+def _validated_attributes(value: dict[str, Any]) -> dict[str, Any]:
+    from pydantic import TypeAdapter, ValidationError
+
+    from app.kit.validators import Attributes
+
+    try:
+        return TypeAdapter(Attributes).validate_python(value)
+    except ValidationError as exc:
+        raise ValidationFailed(
+            "Invalid attributes",
+            errors=[FieldError(field="attributes", message=exc.errors()[0]["msg"])],
+        ) from None
+
+
+def _validated_external_ids(value: dict[str, Any]) -> dict[str, str]:
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        return TypeAdapter(ExternalIds).validate_python(value)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        path = ".".join(str(part) for part in first["loc"])
+        raise ValidationFailed(
+            "Invalid external ids",
+            errors=[FieldError(field=f"external_ids.{path}".rstrip("."), message=first["msg"])],
+        ) from None
+
+
+contact = ContactService()

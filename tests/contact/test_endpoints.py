@@ -1,0 +1,334 @@
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.conftest import WorkspaceHandle
+from tests.test_conventions import assert_problem
+
+SOMCHAI = {
+    "given_name": "สมชาย",
+    "family_name": "ใจดี",
+    "emails": [{"email": "Somchai.J@Example.co.th"}],
+    "phones": [{"number": "081-234-5678"}],
+    "lifecycle_stage": "customer",
+    "tags": ["vip", "bangkok"],
+    "external_ids": {"shopify": "7781"},
+    "addresses": [
+        {
+            "line1": "99/1 ถนนสุขุมวิท",
+            "subdistrict": "คลองเตยเหนือ",
+            "district": "วัฒนา",
+            "province": "กรุงเทพมหานคร",
+            "postal_code": "10110",
+            "country": "th",
+        }
+    ],
+}
+
+
+async def create(client: httpx.AsyncClient, ws: WorkspaceHandle, **body: Any) -> httpx.Response:
+    return await client.post("/v1/contacts", headers=ws.headers, json=body)
+
+
+async def test_create_normalises_and_derives(
+    client: httpx.AsyncClient, workspace: WorkspaceHandle
+) -> None:
+    response = await create(client, workspace, **SOMCHAI)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["display_name"] == "สมชาย ใจดี"
+    assert body["emails"] == [{"email": "somchai.j@example.co.th", "primary": True}]
+    assert body["phones"] == [{"number": "+66812345678", "type": "mobile", "primary": True}]
+    assert body["addresses"][0]["country"] == "TH"
+    assert body["external_ids"] == {"shopify": "7781"}
+    assert body["version"] == 1
+    assert response.headers["location"] == f"/v1/contacts/{body['id']}"
+    assert response.headers["etag"] == '"1"'
+    fetched = await client.get(response.headers["location"], headers=workspace.headers)
+    assert fetched.json() == body
+
+
+async def test_vietnamese_names_are_written_family_first(
+    client: httpx.AsyncClient, workspace: WorkspaceHandle
+) -> None:
+    response = await create(
+        client,
+        workspace,
+        given_name="Văn An",
+        family_name="Nguyễn",
+        locale="vi-VN",
+        phones=[{"number": "+84 912 345 678", "type": "work"}],
+    )
+    body = response.json()
+    assert body["display_name"] == "Nguyễn Văn An"
+    assert body["phones"][0]["number"] == "+84912345678"
+
+
+async def test_duplicate_email_is_409_naming_the_existing_contact(
+    client: httpx.AsyncClient, workspace: WorkspaceHandle
+) -> None:
+    first = (await create(client, workspace, **SOMCHAI)).json()
+    response = await create(
+        client, workspace, given_name="Another", emails=[{"email": "SOMCHAI.J@example.CO.TH"}]
+    )
+    problem = assert_problem(response, 409, "duplicate")
+    assert problem["existing_id"] == first["id"]
+    assert problem["errors"][0]["field"] == "emails.0.email"  # type: ignore[index]
+    response = await create(client, workspace, given_name="Other", external_ids={"shopify": "7781"})
+    assert assert_problem(response, 409, "duplicate")["existing_id"] == first["id"]
+
+
+async def test_the_same_email_in_another_workspace_is_fine(
+    client: httpx.AsyncClient, make_workspace: Any
+) -> None:
+    first, second = await make_workspace(), await make_workspace()
+    assert (await create(client, first, **SOMCHAI)).status_code == 201
+    assert (await create(client, second, **SOMCHAI)).status_code == 201
+
+
+async def test_concurrent_creates_with_one_email_let_exactly_one_win(
+    app: FastAPI, workspace: WorkspaceHandle
+) -> None:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        responses = await asyncio.gather(
+            *[
+                create(
+                    client,
+                    workspace,
+                    given_name=f"Racer {i}",
+                    emails=[{"email": "race@example.com"}],
+                )
+                for i in range(8)
+            ]
+        )
+        statuses = sorted(response.status_code for response in responses)
+        assert statuses == [201] + [409] * 7, [r.text for r in responses]
+        winner = next(r.json()["id"] for r in responses if r.status_code == 201)
+        for response in responses:
+            if response.status_code == 409:
+                assert response.json()["existing_id"] == winner
+        listing = await client.get(
+            "/v1/contacts", headers=workspace.headers, params={"email": "race@example.com"}
+        )
+        assert [item["id"] for item in listing.json()["data"]] == [winner]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"given_name": "a", "emails": [{"email": "not-an-email"}]}, "emails.0.email"),
+        ({"given_name": "a", "phones": [{"number": "12"}]}, "phones.0.number"),
+        ({"given_name": "a", "phones": [{"number": "hello"}]}, "phones.0.number"),
+        ({"given_name": "x" * 201}, "given_name"),
+        ({"given_name": "a", "lifecycle_stage": "vip"}, "lifecycle_stage"),
+        ({"given_name": "a", "tags": [f"t{i}" for i in range(51)]}, "tags"),
+        ({"given_name": "a", "tags": ["x" * 65]}, "tags.0"),
+        ({"given_name": "a", "attributes": {"blob": "x" * 20000}}, "attributes"),
+        ({"given_name": "a", "locale": "xx-nonsense"}, "locale"),
+        ({"given_name": "a", "time_zone": "Asia/Atlantis"}, "time_zone"),
+        ({"given_name": "a", "birthday": "1850-01-01"}, "birthday"),
+        ({"given_name": "a", "birthday": "not a date"}, "birthday"),
+        ({"given_name": "a", "id": "01a203ac-1022-7102-9d8c-88190aa27e2e"}, "id"),
+        ({"given_name": "a", "version": 3}, "version"),
+        ({"given_name": "a", "created_at": "2024-01-01T00:00:00Z"}, "created_at"),
+        ({"given_name": "a", "favourite_colour": "red"}, "favourite_colour"),
+        ({"given_name": "a", "account_id": "01a203ac-1022-7102-9d8c-88190aa27e2e"}, "account_id"),
+        ({"given_name": "a", "addresses": [{"country": "XX"}]}, "addresses.0.country"),
+        ({"given_name": "a", "external_ids": {"bad system!": "1"}}, "external_ids.bad system!"),
+        ({}, "body"),
+    ],
+)
+async def test_invalid_input_is_422_naming_the_field_and_writes_nothing(
+    client: httpx.AsyncClient, workspace: WorkspaceHandle, body: dict[str, Any], field: str
+) -> None:
+    response = await create(client, workspace, **body)
+    problem = assert_problem(response, 422, "validation_error")
+    fields = [error["field"] for error in problem["errors"]]  # type: ignore[attr-defined]
+    assert any(f == field or f.startswith(f"{field}.") for f in fields), fields
+    listing = await client.get("/v1/contacts", headers=workspace.headers)
+    assert listing.json()["data"] == []
+
+
+async def test_naive_timestamp_filter_is_422(
+    client: httpx.AsyncClient, workspace: WorkspaceHandle
+) -> None:
+    response = await client.get(
+        "/v1/contacts", headers=workspace.headers, params={"created_after": "2026-01-01T00:00:00"}
+    )
+    assert_problem(response, 422, "validation_error")
+
+
+class TestUpdate:
+    async def test_merge_patch_semantics(
+        self, client: httpx.AsyncClient, workspace: WorkspaceHandle
+    ) -> None:
+        created = (
+            await create(
+                client,
+                workspace,
+                **SOMCHAI,
+                attributes={"tier": "gold", "prefs": {"sms": True, "line": True}},
+            )
+        ).json()
+        url = f"/v1/contacts/{created['id']}"
+        response = await client.patch(
+            url,
+            headers={**workspace.headers, "If-Match": '"1"'},
+            json={
+                "lifecycle_stage": "advocate",
+                "attributes": {"prefs": {"sms": None}, "vip_since": 2024},
+                "external_ids": {"shopify": None, "pos": "C-9"},
+                "phones": [{"number": "0912 345 678", "type": "home"}],
+                "birthday": None,
+            },
+        )
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["lifecycle_stage"] == "advocate"
+        assert body["attributes"] == {"tier": "gold", "prefs": {"line": True}, "vip_since": 2024}
+        assert body["external_ids"] == {"pos": "C-9"}
+        assert body["phones"] == [{"number": "+66912345678", "type": "home", "primary": True}]
+        assert body["emails"] == created["emails"]  # absent: unchanged
+        assert body["tags"] == created["tags"]
+        assert body["version"] == 2
+        assert response.headers["etag"] == '"2"'
+        by_old_id = await client.get(
+            "/v1/contacts/by-external-id/shopify/7781", headers=workspace.headers
+        )
+        assert_problem(by_old_id, 404, "not_found")
+        by_new_id = await client.get(
+            "/v1/contacts/by-external-id/pos/C-9", headers=workspace.headers
+        )
+        assert by_new_id.json()["id"] == created["id"]
+
+    async def test_name_change_rederives_a_derived_display_name(
+        self, client: httpx.AsyncClient, workspace: WorkspaceHandle
+    ) -> None:
+        created = (await create(client, workspace, given_name="Anan", family_name="Sook")).json()
+        url = f"/v1/contacts/{created['id']}"
+        body = (
+            await client.patch(url, headers=workspace.headers, json={"family_name": "Suk"})
+        ).json()
+        assert body["display_name"] == "Anan Suk"
+        body = (
+            await client.patch(url, headers=workspace.headers, json={"display_name": "Khun Anan"})
+        ).json()
+        assert body["display_name"] == "Khun Anan"
+        body = (
+            await client.patch(url, headers=workspace.headers, json={"given_name": "Ananda"})
+        ).json()
+        assert body["display_name"] == "Khun Anan"  # chosen, so kept
+        body = (
+            await client.patch(url, headers=workspace.headers, json={"display_name": None})
+        ).json()
+        assert body["display_name"] == "Ananda Suk"
+
+    async def test_stale_if_match_and_read_only_fields(
+        self, client: httpx.AsyncClient, workspace: WorkspaceHandle
+    ) -> None:
+        created = (await create(client, workspace, given_name="Mali")).json()
+        url = f"/v1/contacts/{created['id']}"
+        await client.patch(url, headers=workspace.headers, json={"tags": ["a"]})
+        response = await client.patch(
+            url, headers={**workspace.headers, "If-Match": '"1"'}, json={"tags": ["b"]}
+        )
+        assert_problem(response, 412, "precondition_failed")
+        for patch in (
+            {"id": created["id"]},
+            {"version": 9},
+            {"updated_at": "2020-01-01T00:00:00Z"},
+            {"emails": None},
+            {"lifecycle_stage": None},
+        ):
+            assert_problem(
+                await client.patch(url, headers=workspace.headers, json=patch),
+                422,
+                "validation_error",
+            )
+        current = (await client.get(url, headers=workspace.headers)).json()
+        assert current["tags"] == ["a"]
+        assert current["version"] == 2
+
+    async def test_taking_another_contacts_email_is_409(
+        self, client: httpx.AsyncClient, workspace: WorkspaceHandle
+    ) -> None:
+        first = (await create(client, workspace, emails=[{"email": "a@example.com"}])).json()
+        second = (await create(client, workspace, emails=[{"email": "b@example.com"}])).json()
+        response = await client.patch(
+            f"/v1/contacts/{second['id']}",
+            headers=workspace.headers,
+            json={"emails": [{"email": "A@example.com"}]},
+        )
+        assert assert_problem(response, 409, "duplicate")["existing_id"] == first["id"]
+        # Moving one's own e-mails around is fine.
+        response = await client.patch(
+            f"/v1/contacts/{first['id']}",
+            headers=workspace.headers,
+            json={
+                "emails": [
+                    {"email": "new@example.com"},
+                    {"email": "a@example.com", "primary": True},
+                ]
+            },
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["emails"][1] == {"email": "a@example.com", "primary": True}
+
+
+async def test_delete_then_404_and_events(
+    client: httpx.AsyncClient, workspace: WorkspaceHandle, owner_engine: AsyncEngine
+) -> None:
+    created = (await create(client, workspace, **SOMCHAI)).json()
+    url = f"/v1/contacts/{created['id']}"
+    await client.patch(url, headers=workspace.headers, json={"tags": ["moved"]})
+    assert (await client.delete(url, headers=workspace.headers)).status_code == 204
+    assert_problem(await client.get(url, headers=workspace.headers), 404, "not_found")
+    # The e-mail is free again.
+    assert (await create(client, workspace, **SOMCHAI)).status_code == 201
+    async with owner_engine.connect() as connection:
+        rows = (
+            await connection.execute(
+                text(
+                    "SELECT type, changed_fields FROM outbox_events "
+                    "WHERE workspace_id = :w AND aggregate_id = :id ORDER BY id"
+                ),
+                {"w": workspace.id, "id": created["id"]},
+            )
+        ).all()
+    assert [(row.type, row.changed_fields) for row in rows] == [
+        ("contact.created", []),
+        ("contact.updated", ["tags"]),
+        ("contact.deleted", []),
+    ]
+
+
+async def test_another_workspaces_contact_is_404(
+    client: httpx.AsyncClient, make_workspace: Any
+) -> None:
+    owner, stranger = await make_workspace(), await make_workspace()
+    created = (await create(client, owner, **SOMCHAI)).json()
+    url = f"/v1/contacts/{created['id']}"
+    for method in ("GET", "PATCH", "DELETE"):
+        response = await client.request(
+            method, url, headers=stranger.headers, json={"tags": []} if method == "PATCH" else None
+        )
+        assert_problem(response, 404, "not_found")
+    lookup = await client.get("/v1/contacts/by-external-id/shopify/7781", headers=stranger.headers)
+    assert_problem(lookup, 404, "not_found")
+
+
+async def test_scopes(client: httpx.AsyncClient, workspace: WorkspaceHandle) -> None:
+    reader = await workspace.key("contacts:read")
+    assert (await client.get("/v1/contacts", headers=reader)).status_code == 200
+    response = await client.post("/v1/contacts", headers=reader, json={"given_name": "x"})
+    assert_problem(response, 403, "forbidden")
+    other = await workspace.key("cases:read")
+    assert_problem(await client.get("/v1/contacts", headers=other), 403, "forbidden")

@@ -1,0 +1,180 @@
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import WorkspaceHandle
+from tests.test_conventions import assert_problem
+
+PEOPLE = [
+    {
+        "given_name": "Văn An",
+        "family_name": "Nguyễn",
+        "locale": "vi-VN",
+        "emails": [{"email": "an.nguyen@example.vn"}],
+        "phones": [{"number": "+84 912 345 678"}],
+        "tags": ["hanoi"],
+        "lifecycle_stage": "customer",
+    },
+    {
+        "given_name": "Thị Bích Ngọc",
+        "family_name": "Trần",
+        "locale": "vi-VN",
+        "tags": ["hcmc", "vip"],
+        "lifecycle_stage": "advocate",
+    },
+    {
+        "given_name": "สมชาย",
+        "family_name": "ใจดี",
+        "display_name": "นายสมชาย ใจดี",
+        "phones": [{"number": "081-234-5678"}],
+        "tags": ["vip"],
+        "lifecycle_stage": "customer",
+    },
+    {
+        "given_name": "น้ำทิพย์",
+        "family_name": "แก้วมณี",
+        "emails": [{"email": "namthip@example.co.th"}],
+        "lifecycle_stage": "lead",
+    },
+    {"given_name": "Anna", "family_name": "Andersen", "emails": [{"email": "anna@example.com"}]},
+]
+
+
+@pytest.fixture
+async def people(client: httpx.AsyncClient, workspace: WorkspaceHandle) -> dict[str, str]:
+    ids = {}
+    for person in PEOPLE:
+        response = await client.post("/v1/contacts", headers=workspace.headers, json=person)
+        assert response.status_code == 201, response.text
+        ids[response.json()["display_name"]] = response.json()["id"]
+    return ids
+
+
+async def search(client: httpx.AsyncClient, ws: WorkspaceHandle, **params: Any) -> list[str]:
+    response = await client.get("/v1/contacts", headers=ws.headers, params=params)
+    assert response.status_code == 200, response.text
+    return [item["display_name"] for item in response.json()["data"]]
+
+
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [
+        ("nguyen van an", "Nguyễn Văn An"),
+        ("NGUYỄN", "Nguyễn Văn An"),
+        ("ngoc", "Trần Thị Bích Ngọc"),
+        ("bich ngoc", "Trần Thị Bích Ngọc"),
+        ("สมชาย", "นายสมชาย ใจดี"),
+        ("ใจดี", "นายสมชาย ใจดี"),
+        ("น้ำทิพย์", "น้ำทิพย์ แก้วมณี"),
+        ("แก้วมณี", "น้ำทิพย์ แก้วมณี"),
+        ("081-234-5678", "นายสมชาย ใจดี"),
+        ("0812345678", "นายสมชาย ใจดี"),
+        ("+66 81 234 5678", "นายสมชาย ใจดี"),
+        ("2345678", "นายสมชาย ใจดี"),
+        ("0912 345 678", "Nguyễn Văn An"),
+        ("+84912345678", "Nguyễn Văn An"),
+        ("namthip@example", "น้ำทิพย์ แก้วมณี"),
+        ("ANNA@EXAMPLE.COM", "Anna Andersen"),
+    ],
+)
+async def test_one_box_finds_names_emails_and_phones(
+    client: httpx.AsyncClient,
+    workspace: WorkspaceHandle,
+    people: dict[str, str],
+    q: str,
+    expected: str,
+) -> None:
+    found = await search(client, workspace, q=q)
+    assert found[:1] == [expected], found
+
+
+async def test_best_match_first(
+    client: httpx.AsyncClient, workspace: WorkspaceHandle, people: dict[str, str]
+) -> None:
+    # "Trần" contains "an" too (tran), but a whole word "An" ranks above a part of one.
+    found = await search(client, workspace, q="an")
+    assert set(found[:2]) == {"Anna Andersen", "Nguyễn Văn An"}
+    assert found[2:] == ["Trần Thị Bích Ngọc"]
+    assert (await search(client, workspace, q="van an"))[0] == "Nguyễn Văn An"
+
+
+async def test_search_pages_with_a_cursor(
+    client: httpx.AsyncClient, workspace: WorkspaceHandle
+) -> None:
+    for index in range(7):
+        await client.post(
+            "/v1/contacts",
+            headers=workspace.headers,
+            json={"given_name": f"Somsak {index}", "family_name": "Rakthai"},
+        )
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"q": "somsak", "limit": 3}
+        if cursor:
+            params["cursor"] = cursor
+        page = (await client.get("/v1/contacts", headers=workspace.headers, params=params)).json()
+        seen += [item["id"] for item in page["data"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert len(seen) == len(set(seen)) == 7
+
+
+async def test_no_match_and_bad_search_sorts(
+    client: httpx.AsyncClient, workspace: WorkspaceHandle, people: dict[str, str]
+) -> None:
+    assert await search(client, workspace, q="zzzzqqq") == []
+    response = await client.get(
+        "/v1/contacts", headers=workspace.headers, params={"q": "an", "sort": "name"}
+    )
+    assert_problem(response, 422, "validation_error")
+    response = await client.get(
+        "/v1/contacts", headers=workspace.headers, params={"q": "an", "cursor": "WyJ4IiwxLDJd"}
+    )
+    assert_problem(response, 400, "invalid_cursor")
+
+
+async def test_wildcards_in_the_query_are_literal(
+    client: httpx.AsyncClient, workspace: WorkspaceHandle, people: dict[str, str]
+) -> None:
+    assert await search(client, workspace, q="%%") == []
+    assert await search(client, workspace, q="a_n") == []
+
+
+async def test_filters(
+    client: httpx.AsyncClient, workspace: WorkspaceHandle, people: dict[str, str]
+) -> None:
+    assert sorted(await search(client, workspace, lifecycle_stage="customer")) == sorted(
+        ["Nguyễn Văn An", "นายสมชาย ใจดี"]
+    )
+    assert sorted(await search(client, workspace, tag="vip")) == sorted(
+        ["Trần Thị Bích Ngọc", "นายสมชาย ใจดี"]
+    )
+    assert await search(client, workspace, tag=["vip", "hcmc"]) == ["Trần Thị Bích Ngọc"]
+    assert await search(client, workspace, phone="0812345678") == ["นายสมชาย ใจดี"]
+    assert await search(client, workspace, email="Anna@Example.com") == ["Anna Andersen"]
+    no_phone = await search(client, workspace, has_phone="false")
+    assert sorted(no_phone) == sorted(["Trần Thị Bích Ngọc", "น้ำทิพย์ แก้วมณี", "Anna Andersen"])
+    assert await search(client, workspace, has_email="true", q="anna") == ["Anna Andersen"]
+    assert_problem(
+        await client.get(
+            "/v1/contacts", headers=workspace.headers, params={"lifecycle_stage": "vip"}
+        ),
+        422,
+        "validation_error",
+    )
+
+
+async def test_sort_by_name_uses_dictionary_order(
+    client: httpx.AsyncClient, workspace: WorkspaceHandle
+) -> None:
+    for name in ("ไก่", "กา", "เกม", "ขา", "apple", "Zebra"):
+        await client.post("/v1/contacts", headers=workspace.headers, json={"display_name": name})
+    names = await search(client, workspace, sort="name")
+    assert names == ["apple", "Zebra", "กา", "เกม", "ไก่", "ขา"]
+    names = await search(client, workspace, sort="-name", limit=2)
+    assert names == ["ขา", "ไก่"]
