@@ -15,7 +15,7 @@ from sqlalchemy import text
 from starlette.middleware.cors import CORSMiddleware
 
 from app import api, health
-from app.auth.dependencies import key_cache
+from app.auth.dependencies import key_cache, key_usage
 from app.config import Settings, get_settings
 from app.db import migrate
 from app.db.bootstrap import migrate_to_head, resolve_target
@@ -27,6 +27,8 @@ from app.kit.problems import install_problem_handlers
 from app.web.docs import install_docs
 
 logger = logging.getLogger("crm")
+# How often API keys' last_used_at is written (it is shown rounded to this, at most).
+KEY_USAGE_FLUSH_SECONDS = 30
 
 API_DESCRIPTION = """
 One shared customer store: contacts and accounts, their interactions on every channel,
@@ -121,6 +123,19 @@ def serve_app() -> FastAPI:
     return create_app(settings)
 
 
+async def _record_key_usage(database: Database) -> None:
+    try:
+        while True:
+            await asyncio.sleep(KEY_USAGE_FLUSH_SECONDS)
+            try:
+                await key_usage.flush(database.sessionmaker)
+            except Exception as exc:  # the next round writes the newer moments anyway
+                logger.warning("recording API key usage failed: %s", exc.__class__.__name__)
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.shield(key_usage.flush(database.sessionmaker))
+
+
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
     settings = settings or get_settings()
     key_cache.ttl_seconds = settings.auth_cache_seconds
@@ -130,15 +145,20 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         owned = database is None
         app.state.database = database or await _connect(settings)
         await _warn_if_rls_bypassed(app.state.database)
-        pruner = asyncio.create_task(
-            _prune_idempotency_keys(app.state.database, settings.idempotency_ttl_hours)
-        )
+        background = [
+            asyncio.create_task(
+                _prune_idempotency_keys(app.state.database, settings.idempotency_ttl_hours)
+            ),
+            asyncio.create_task(_record_key_usage(app.state.database)),
+        ]
         try:
             yield
         finally:
-            pruner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pruner
+            for task in background:
+                task.cancel()
+            for task in background:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if owned:
                 await app.state.database.dispose()
 

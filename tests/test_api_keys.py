@@ -8,6 +8,8 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.auth.dependencies import key_usage
+from app.db.session import Database
 from tests.conftest import WorkspaceHandle
 from tests.test_conventions import assert_problem
 
@@ -55,14 +57,17 @@ async def test_new_key_works_with_its_scopes_only(
     assert_problem(await client.get("/v1/api-keys", headers=headers), 403, "forbidden")
 
 
-async def test_last_used_at_is_recorded(
-    client: httpx.AsyncClient, workspace: WorkspaceHandle
+async def test_last_used_at_is_recorded_in_batches(
+    client: httpx.AsyncClient, workspace: WorkspaceHandle, database: Database
 ) -> None:
     created = (await create_key(client, workspace)).json()
     assert created["last_used_at"] is None
-    await client.get("/v1/workspace", headers={"Authorization": f"Bearer {created['key']}"})
+    before = datetime.now(UTC)
+    for _ in range(3):
+        await client.get("/v1/workspace", headers={"Authorization": f"Bearer {created['key']}"})
+    await key_usage.flush(database.sessionmaker)  # what the service does every 30 s
     shown = (await client.get(f"/v1/api-keys/{created['id']}", headers=workspace.headers)).json()
-    assert shown["last_used_at"] is not None
+    assert datetime.fromisoformat(shown["last_used_at"]) >= before
 
 
 async def test_revoked_key_stops_working_at_once(
@@ -234,3 +239,22 @@ async def test_concurrent_revocations_do_not_fail(app: object, workspace: Worksp
     statuses = sorted(response.status_code for response in results)
     assert statuses.count(204) == 1
     assert all(status in (204, 404, 409) for status in statuses), statuses
+
+
+async def test_concurrent_first_uses_of_a_key_share_one_lookup(
+    app: object, workspace: WorkspaceHandle, database: Database
+) -> None:
+    from tests.test_graphql import count_statements
+
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        created = (await create_key(client, workspace)).json()
+        headers = {"Authorization": f"Bearer {created['key']}"}
+        with count_statements(database) as statements:
+            responses = await asyncio.gather(
+                *[client.get("/v1/workspace", headers=headers) for _ in range(16)]
+            )
+    assert all(response.status_code == 200 for response in responses)
+    lookups = [sql for sql in statements if "crm_find_api_key" in sql]
+    assert len(lookups) == 1
+    assert not [sql for sql in statements if sql.lstrip().upper().startswith("UPDATE")]

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth import keys
 from app.auth.scopes import Scope, grants
@@ -18,16 +19,13 @@ from app.db.session import SessionDep, bind_workspace
 from app.kit.errors import Forbidden, Unauthenticated
 
 _FIND_KEY = text(
-    "SELECT id, workspace_id, secret_hash, scopes, expires_at, revoked_at, last_used_at "
+    "SELECT id, workspace_id, secret_hash, scopes, expires_at, revoked_at "
     "FROM crm_find_api_key(:prefix)"
 )
-_TOUCH_KEY = text(
-    "UPDATE api_keys SET last_used_at = now() "
-    "WHERE workspace_id = :workspace_id AND id = :id "
-    "AND (last_used_at IS NULL OR last_used_at < now() - interval '60 seconds')"
+_TOUCH_KEYS = text(
+    "UPDATE api_keys SET last_used_at = GREATEST(COALESCE(last_used_at, :at), :at) "
+    "WHERE workspace_id = :workspace_id AND id = ANY(:ids)"
 )
-# last_used_at is written at most this often per key, so reads stay reads.
-TOUCH_INTERVAL = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -44,16 +42,20 @@ class AuthContext:
 class _CachedKey:
     context: AuthContext
     expires_at: datetime | None
-    last_used_at: datetime | None
     fresh_until: float
 
 
 @dataclass
 class KeyCache:
-    """Verified keys, by digest, for a few seconds: most requests skip the lookup."""
+    """Verified keys, by digest, for a few seconds: most requests skip the lookup.
+
+    Concurrent requests with the same uncached key share one lookup instead of each making
+    their own (a cold cache under load would otherwise send a burst of identical queries).
+    """
 
     ttl_seconds: float
     _entries: dict[str, _CachedKey] = field(default_factory=dict)
+    _in_flight: dict[str, asyncio.Future[_CachedKey]] = field(default_factory=dict)
 
     def get(self, digest: str) -> _CachedKey | None:
         entry = self._entries.get(digest)
@@ -75,8 +77,38 @@ class KeyCache:
                 del self._entries[digest]
 
 
-# One per process; create_app sets its TTL from settings.
+@dataclass
+class KeyUsage:
+    """When each key was last used, written in batches off the request path.
+
+    Writing ``last_used_at`` during requests would make every read a write, and concurrent
+    requests with one key would queue on that row's lock.
+    """
+
+    _seen: dict[uuid.UUID, tuple[uuid.UUID, datetime]] = field(default_factory=dict)
+
+    def mark(self, context: AuthContext) -> None:
+        self._seen[context.api_key_id] = (context.workspace_id, datetime.now(UTC))
+
+    async def flush(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        if not self._seen:
+            return
+        pending, self._seen = self._seen, {}
+        by_workspace: dict[uuid.UUID, dict[datetime, list[uuid.UUID]]] = {}
+        for key_id, (workspace_id, at) in pending.items():
+            by_workspace.setdefault(workspace_id, {}).setdefault(at, []).append(key_id)
+        async with sessionmaker() as session, session.begin():
+            for workspace_id, moments in by_workspace.items():
+                await bind_workspace(session, workspace_id)
+                for at, ids in moments.items():
+                    await session.execute(
+                        _TOUCH_KEYS, {"workspace_id": workspace_id, "ids": ids, "at": at}
+                    )
+
+
+# One of each per process; create_app sets the cache's TTL from settings.
 key_cache = KeyCache(ttl_seconds=10.0)
+key_usage = KeyUsage()
 
 
 def _bearer_token(request: Request) -> str:
@@ -94,6 +126,25 @@ async def _lookup(session: AsyncSession, token: str, cache: KeyCache) -> _Cached
     cached = cache.get(digest)
     if cached is not None:
         return cached
+    in_flight = cache._in_flight.get(digest)
+    if in_flight is not None:
+        return await asyncio.shield(in_flight)
+    future: asyncio.Future[_CachedKey] = asyncio.get_running_loop().create_future()
+    cache._in_flight[digest] = future
+    try:
+        entry = await _fetch(session, token, digest, cache)
+    except BaseException as exc:
+        future.set_exception(exc)
+        future.exception()  # retrieved: waiters may be none
+        raise
+    else:
+        future.set_result(entry)
+        return entry
+    finally:
+        cache._in_flight.pop(digest, None)
+
+
+async def _fetch(session: AsyncSession, token: str, digest: str, cache: KeyCache) -> _CachedKey:
     prefix = keys.parse_prefix(token)
     if prefix is None:
         raise Unauthenticated("The API key is malformed")
@@ -107,7 +158,6 @@ async def _lookup(session: AsyncSession, token: str, cache: KeyCache) -> _Cached
             workspace_id=row.workspace_id, api_key_id=row.id, scopes=frozenset(row.scopes)
         ),
         expires_at=row.expires_at,
-        last_used_at=row.last_used_at,
         fresh_until=time.monotonic() + cache.ttl_seconds,
     )
     cache.put(digest, entry)
@@ -125,12 +175,7 @@ async def authenticate(request: Request, session: AsyncSession) -> AuthContext:
     if entry.expires_at is not None and entry.expires_at <= now:
         raise Unauthenticated("The API key has expired")
     await bind_workspace(session, entry.context.workspace_id)
-    if entry.last_used_at is None or now - entry.last_used_at > TOUCH_INTERVAL:
-        await session.execute(
-            _TOUCH_KEY,
-            {"workspace_id": entry.context.workspace_id, "id": entry.context.api_key_id},
-        )
-        entry.last_used_at = now
+    key_usage.mark(entry.context)
     request.state.auth = entry.context
     return entry.context
 
