@@ -5,16 +5,21 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, RootModel
 from starlette.responses import Response
 
 from app.auth.dependencies import ContactsRead, ContactsWrite
 from app.contact import schemas
+from app.contact.batch import batch as batch_service
+from app.contact.merge import merge as merge_service
+from app.contact.relationship_schemas import Relationship, RelationshipCreate
+from app.contact.relationships import relationship as relationship_service
 from app.contact.service import ContactQuery
 from app.contact.service import contact as contact_service
 from app.db.session import SessionDep
 from app.kit.errors import (
     COMMON_RESPONSES,
+    Conflict,
     Duplicate,
     InvalidCursor,
     NotFound,
@@ -29,6 +34,14 @@ router = APIRouter(
 )
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: NotFound.openapi_response()}
 CONFLICT: dict[int | str, dict[str, Any]] = {409: Duplicate.openapi_response()}
+
+
+class DuplicateList(RootModel[builtins.list[schemas.Duplicate]]):
+    pass
+
+
+class RelationshipList(RootModel[builtins.list[Relationship]]):
+    pass
 
 
 def _body(contact: Any) -> schemas.Contact:
@@ -175,4 +188,72 @@ async def delete(
 ) -> Response:
     """Delete a contact, with its contact points and relationships."""
     await contact_service.delete(session, auth, contact_id, if_match=if_match)
+    return Response(status_code=204)
+
+
+@router.post("/batch", response_model=schemas.BatchResult)
+async def batch_upsert(
+    batch: schemas.BatchUpsert, session: SessionDep, auth: ContactsWrite
+) -> Response:
+    """Create or update up to 1,000 contacts, matched by external id or e-mail."""
+    return json_response(await batch_service.upsert(session, auth, batch))
+
+
+@router.get(
+    "/{contact_id}/duplicates", response_model=builtins.list[schemas.Duplicate], responses=NOT_FOUND
+)
+async def duplicates(contact_id: uuid.UUID, session: SessionDep, auth: ContactsRead) -> Response:
+    """Likely duplicates of a contact (same phone, similar name), most likely first."""
+    found = await merge_service.duplicates(session, auth, contact_id)
+    return json_response(DuplicateList(found))
+
+
+@router.post("/{contact_id}/merge", response_model=schemas.MergeResult, responses=NOT_FOUND)
+async def merge(
+    contact_id: uuid.UUID, request: schemas.MergeRequest, session: SessionDep, auth: ContactsWrite
+) -> Response:
+    """Merge other contacts into this one (`dry_run` previews the result)."""
+    result = await merge_service.merge(session, auth, contact_id, request)
+    return json_response(result, version=None if result.dry_run else result.contact.version)
+
+
+@router.get(
+    "/{contact_id}/relationships",
+    response_model=builtins.list[Relationship],
+    responses=NOT_FOUND,
+)
+async def list_relationships(
+    contact_id: uuid.UUID, session: SessionDep, auth: ContactsRead
+) -> Response:
+    """The contact's links to other contacts, seen from its side."""
+    rows = await relationship_service.list_for(session, auth, contact_id)
+    return json_response(RelationshipList([Relationship.model_validate(r) for r in rows]))
+
+
+@router.post(
+    "/{contact_id}/relationships",
+    status_code=201,
+    response_model=Relationship,
+    responses={**NOT_FOUND, 409: Conflict.openapi_response()},
+)
+async def create_relationship(
+    contact_id: uuid.UUID, data: RelationshipCreate, session: SessionDep, auth: ContactsWrite
+) -> Response:
+    """Link two contacts; the inverse link appears on the other contact."""
+    row = await relationship_service.create(session, auth, contact_id, data)
+    return json_response(
+        Relationship.model_validate(row),
+        status_code=201,
+        headers={"Location": f"/v1/contacts/{contact_id}/relationships/{row.id}"},
+    )
+
+
+@router.delete(
+    "/{contact_id}/relationships/{relationship_id}", status_code=204, responses=NOT_FOUND
+)
+async def delete_relationship(
+    contact_id: uuid.UUID, relationship_id: uuid.UUID, session: SessionDep, auth: ContactsWrite
+) -> Response:
+    """Remove a link (both directions)."""
+    await relationship_service.delete(session, auth, contact_id, relationship_id)
     return Response(status_code=204)

@@ -211,3 +211,85 @@ class Contact(Schema):
     created_at: UTCDateTime
     updated_at: UTCDateTime
     version: int
+
+
+MERGEABLE_FIELDS = (
+    "given_name",
+    "family_name",
+    "display_name",
+    "locale",
+    "time_zone",
+    "birthday",
+    "lifecycle_stage",
+    "account_id",
+    "owner_id",
+    "acquisition_source",
+    "acquisition_channel",
+    "addresses",
+)
+
+
+class MergeRequest(InputSchema):
+    absorb: Annotated[list[uuid.UUID], Field(min_length=1, max_length=10)] = Field(
+        description="Contacts to absorb into this one; they then answer 404 with `merged_into`."
+    )
+    fields: dict[str, uuid.UUID] = Field(
+        default_factory=dict,
+        description="For a field, the id of the contact whose value to keep. Fields left out "
+        "keep the survivor's value, or the first absorbed contact's where the survivor has "
+        "none. E-mails, phones, tags, external ids and attributes are combined.",
+    )
+    dry_run: bool = Field(default=False, description="Preview the result; change nothing.")
+
+    @field_validator("absorb")
+    @classmethod
+    def _distinct(cls, value: list[uuid.UUID]) -> list[uuid.UUID]:
+        if len(set(value)) != len(value):
+            raise ValueError("the same contact is listed twice")
+        return value
+
+    @field_validator("fields")
+    @classmethod
+    def _known_fields(cls, value: dict[str, uuid.UUID]) -> dict[str, uuid.UUID]:
+        unknown = sorted(set(value) - set(MERGEABLE_FIELDS))
+        if unknown:
+            raise ValueError(f"not mergeable: {', '.join(unknown)}")
+        return value
+
+
+class MergeResult(Schema):
+    contact: Contact
+    absorbed: list[uuid.UUID]
+    dry_run: bool
+    merge_id: uuid.UUID | None = Field(description="The recorded merge; null on a dry run.")
+
+
+class Duplicate(Schema):
+    contact: Contact
+    score: float = Field(description="0 to 1: how likely the two are the same person.")
+    reasons: list[Literal["same_phone", "similar_name"]]
+
+
+class BatchUpsert(InputSchema):
+    items: Annotated[list[ContactCreate], Field(min_length=1, max_length=1000)] = Field(
+        description="Contacts to create, or to update where one already has an item's "
+        "external id (first) or e-mail. On update, given fields overwrite; e-mails, phones "
+        "and tags are added to the contact's; external ids and attributes are merged."
+    )
+    all_or_none: bool = Field(
+        default=False, description="Any item failing rolls the whole batch back (422)."
+    )
+
+
+class BatchItemResult(Schema):
+    index: int
+    status: Literal["created", "updated", "error"]
+    id: uuid.UUID | None = None
+    error: dict[str, Any] | None = Field(default=None, description="A problem document.")
+
+
+class BatchResult(Schema):
+    results: list[BatchItemResult]
+    created: int
+    updated: int
+    errors: int

@@ -12,13 +12,13 @@ from typing import Any
 
 import phonenumbers
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.dependencies import AuthContext
 from app.contact import schemas
 from app.contact.exceptions import ContactMerged, ContactNotFound, DuplicateContact
 from app.contact.repository import ContactFilters, ContactRepository
+from app.db.locking import lock_keys
 from app.events import outbox
 from app.kit.collation import sort_key
 from app.kit.contact_points import normalize_phone
@@ -153,7 +153,7 @@ class ContactService:
             ValidationFailed: unknown sort field, or a sort other than relevance with ``q``.
             InvalidCursor: the cursor is malformed or from another listing.
         """
-        region = await self._region(session, auth)
+        region = await self.region(session, auth)
         filters = ContactFilters(
             lifecycle_stages=query.lifecycle_stages,
             tags=query.tags,
@@ -467,7 +467,8 @@ class ContactService:
             raise ContactNotFound("The workspace no longer exists")
         return workspace
 
-    async def _region(self, session: AsyncSession, auth: AuthContext) -> str:
+    async def region(self, session: AsyncSession, auth: AuthContext) -> str:
+        """The region phone numbers without + are read in: the workspace's default."""
         return (await self._workspace(session, auth)).default_region
 
     async def _check_account(
@@ -505,6 +506,18 @@ class ContactService:
         if errors:
             raise ValidationFailed("Invalid phone number", errors=errors)
         return normalized
+
+    def replace_contact_points(
+        self,
+        contact: Contact,
+        emails: Sequence[tuple[str, bool]],
+        phones: Sequence[tuple[str, str, bool]],
+        external_ids: dict[str, str],
+    ) -> None:
+        self._set_children(contact, emails, phones, external_ids)
+
+    def reindex(self, contact: Contact) -> None:
+        self._index(contact)
 
     @staticmethod
     def _set_children(
@@ -565,20 +578,23 @@ class ContactService:
     async def _flush_checking_uniqueness(
         self, session: AsyncSession, auth: AuthContext, contact: Contact
     ) -> None:
-        """Flush; an e-mail or external id taken meanwhile is a 409 naming its owner."""
+        """Flush; an e-mail or external id another contact has is a 409 naming its owner.
+
+        Writers of the same e-mail or external id are serialised by transaction-scoped
+        advisory locks (taken in sorted order, so they cannot deadlock): the second waits for
+        the first to commit and then sees its owner. The unique keys remain the backstop.
+        """
         repository = ContactRepository(session)
         emails = [e.email for e in contact.emails]
         pairs = [(x.system, x.value) for x in contact.external_ids]
+        await lock_keys(
+            session,
+            auth.workspace_id,
+            [f"email:{email}" for email in emails]
+            + [f"external_id:{system}:{value}" for system, value in pairs],
+        )
         await self._raise_if_taken(repository, auth, contact, emails, pairs)
-        try:
-            async with session.begin_nested():
-                await session.flush()
-        except IntegrityError as exc:
-            if getattr(exc.orig, "sqlstate", None) != "23505" and "23505" not in str(exc):
-                raise
-            # A concurrent writer took the value between our check and our insert.
-            await self._raise_if_taken(repository, auth, contact, emails, pairs)
-            raise
+        await session.flush()
         # search_text was written as an SQL expression; its value is not needed in memory.
         session.expire(contact, ["search_text"])
 

@@ -1,8 +1,16 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKeyConstraint, Index, String, UniqueConstraint
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKeyConstraint,
+    Index,
+    String,
+    UniqueConstraint,
+    func,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, WorkspaceScopedMixin
@@ -34,6 +42,7 @@ class ContactRelationship(WorkspaceScopedMixin, Base):
     # Both rows of a pair share it: deleting or reading "the relationship" means the pair.
     pair_id: Mapped[uuid.UUID]
     note: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
     __table_args__ = (
         CheckConstraint("contact_id <> related_contact_id", name="not_self"),

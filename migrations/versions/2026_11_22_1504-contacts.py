@@ -355,6 +355,12 @@ def upgrade() -> None:
         sa.Column("type", sa.String(length=20), nullable=False),
         sa.Column("pair_id", sa.UUID(), nullable=False),
         sa.Column("note", sa.String(length=500), nullable=True),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
         sa.CheckConstraint(
             "type IN ('referred_by', 'referred', 'household', 'spouse', 'parent', 'child', "
             "'colleague', 'advocate_of', 'advocated_by')",

@@ -1,0 +1,117 @@
+"""Batch upsert for partner sync: each item created or updated, reported one by one."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.dependencies import AuthContext
+from app.contact import schemas
+from app.contact.repository import ContactRepository
+from app.contact.service import contact as contact_service
+from app.kit.contact_points import normalize_phone
+from app.kit.errors import CRMError, ValidationFailed
+from app.models import Contact
+
+
+class BatchFailed(ValidationFailed):
+    title = "The batch was rolled back: an item failed"
+
+
+class BatchService:
+    async def upsert(
+        self, session: AsyncSession, auth: AuthContext, batch: schemas.BatchUpsert
+    ) -> schemas.BatchResult:
+        """Create or update each item in a savepoint of its own.
+
+        Raises:
+            BatchFailed: ``all_or_none`` was asked and an item failed; nothing is written.
+        """
+        results: list[schemas.BatchItemResult] = []
+        repository = ContactRepository(session)
+        region = await contact_service.region(session, auth)
+        for index, item in enumerate(batch.items):
+            try:
+                async with session.begin_nested():
+                    existing = await self._match(repository, auth, item)
+                    if existing is None:
+                        created = await contact_service.create(session, auth, item)
+                        results.append(schemas.BatchItemResult(
+                            index=index, status="created", id=created.id
+                        ))  # fmt: skip
+                    else:
+                        current = await contact_service.get(session, auth, existing)
+                        patch = self._as_patch(item, current, region)
+                        updated = await contact_service.update(session, auth, existing, patch)
+                        results.append(schemas.BatchItemResult(
+                            index=index, status="updated", id=updated.id
+                        ))  # fmt: skip
+            except CRMError as exc:
+                results.append(schemas.BatchItemResult(
+                    index=index, status="error", error=exc.problem()
+                ))  # fmt: skip
+        summary = schemas.BatchResult(
+            results=results,
+            created=sum(1 for r in results if r.status == "created"),
+            updated=sum(1 for r in results if r.status == "updated"),
+            errors=sum(1 for r in results if r.status == "error"),
+        )
+        if batch.all_or_none and summary.errors:
+            raise BatchFailed(
+                f"{summary.errors} of {len(results)} items failed; nothing was written",
+                extra={"results": [r.model_dump(mode="json") for r in results]},
+            )
+        return summary
+
+    @staticmethod
+    async def _match(
+        repository: ContactRepository, auth: AuthContext, item: schemas.ContactCreate
+    ) -> uuid.UUID | None:
+        pairs = list(item.external_ids.items())
+        owners = await repository.external_id_owners(auth.workspace_id, pairs)
+        for pair in pairs:
+            if pair in owners:
+                return owners[pair]
+        emails = await repository.email_owners(auth.workspace_id, [e.email for e in item.emails])
+        for email in item.emails:
+            if email.email in emails:
+                return emails[email.email]
+        return None
+
+    @staticmethod
+    def _as_patch(
+        item: schemas.ContactCreate, current: Contact, region: str
+    ) -> schemas.ContactUpdate:
+        """The item as a merge patch: lists it brings are added to what the contact has."""
+        values = {name: getattr(item, name) for name in item.model_fields_set}
+        if "emails" in values:
+            known = {e.email for e in item.emails}
+            values["emails"] = [
+                schemas.EmailIn(
+                    email=e.email, primary=e.is_primary and not any(n.primary for n in item.emails)
+                )
+                for e in current.emails
+                if e.email not in known
+            ] + list(item.emails)
+        if "phones" in values:
+            incoming = set()
+            for phone in item.phones:
+                with contextlib.suppress(ValueError):  # invalid ones fail in the update
+                    incoming.add(normalize_phone(phone.number, region))
+            values["phones"] = [
+                schemas.PhoneIn.model_validate(
+                    {"number": p.number, "type": p.type, "primary": False}
+                )
+                for p in current.phones
+                if p.number not in incoming
+            ] + list(item.phones)
+        if "tags" in values:
+            values["tags"] = list(dict.fromkeys([*current.tags, *item.tags]))
+        if "addresses" in values:
+            values["addresses"] = list(item.addresses)
+        return schemas.ContactUpdate.model_construct(_fields_set=set(values), **values)
+
+
+batch = BatchService()
