@@ -8,11 +8,12 @@ from strawberry.tools import merge_types
 
 from app.api_key.graphql import ApiKeyMutation, ApiKeyQuery
 from app.config import Settings
+from app.contact.graphql import ContactMutation, ContactRootQuery
 from app.graphql.extensions import ProblemCodes, cost_limit_rule
 from app.workspace.graphql import WorkspaceMutation, WorkspaceQuery
 
-Query = merge_types("Query", (WorkspaceQuery, ApiKeyQuery))
-Mutation = merge_types("Mutation", (WorkspaceMutation, ApiKeyMutation))
+Query = merge_types("Query", (WorkspaceQuery, ApiKeyQuery, ContactRootQuery))
+Mutation = merge_types("Mutation", (WorkspaceMutation, ApiKeyMutation, ContactMutation))
 
 
 def create_schema(settings: Settings) -> strawberry.Schema:
