@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import httpx
@@ -42,7 +43,7 @@ async def make_people(
         )
         assert "errors" not in result, result
         ids.append(result["data"]["createContact"]["id"])
-    for left, right in zip(ids, ids[1:], strict=False):
+    for left, right in itertools.pairwise(ids):
         result = await gql(
             client,
             ws.headers,
