@@ -66,8 +66,9 @@ class Account(WorkspaceScopedMixin, TimestampedMixin, VersionedMixin, Base):
         Index(
             "ix_accounts_search",
             "workspace_id",
-            text("search_text gin_trgm_ops"),
+            "search_text",
             postgresql_using="gin",
+            postgresql_ops={"search_text": "gin_trgm_ops"},
         ),
         Index("ix_accounts_name_sort", "workspace_id", "name_sort_key", "id"),
         Index("ix_accounts_created", "workspace_id", "created_at", "id"),

@@ -78,8 +78,9 @@ class Contact(WorkspaceScopedMixin, TimestampedMixin, VersionedMixin, Base):
         Index(
             "ix_contacts_search",
             "workspace_id",
-            text("search_text gin_trgm_ops"),
+            "search_text",
             postgresql_using="gin",
+            postgresql_ops={"search_text": "gin_trgm_ops"},
         ),
         Index("ix_contacts_tags", "workspace_id", "tags", postgresql_using="gin"),
         Index("ix_contacts_name_sort", "workspace_id", "name_sort_key", "id"),

@@ -112,9 +112,10 @@ def upgrade() -> None:
     op.create_index(
         "ix_accounts_search",
         "accounts",
-        ["workspace_id", sa.literal_column("search_text gin_trgm_ops")],
+        ["workspace_id", "search_text"],
         unique=False,
         postgresql_using="gin",
+        postgresql_ops={"search_text": "gin_trgm_ops"},
     )
     op.create_index(
         "ix_accounts_updated", "accounts", ["workspace_id", "updated_at", "id"], unique=False
@@ -268,9 +269,10 @@ def upgrade() -> None:
     op.create_index(
         "ix_contacts_search",
         "contacts",
-        ["workspace_id", sa.literal_column("search_text gin_trgm_ops")],
+        ["workspace_id", "search_text"],
         unique=False,
         postgresql_using="gin",
+        postgresql_ops={"search_text": "gin_trgm_ops"},
     )
     op.create_index(
         "ix_contacts_tags",
