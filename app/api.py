@@ -2,6 +2,7 @@
 
 from fastapi import APIRouter
 
+from app.account.endpoints import router as account_router
 from app.api_key.endpoints import router as api_key_router
 from app.contact.endpoints import router as contact_router
 from app.workspace.endpoints import router as workspace_router
@@ -10,3 +11,4 @@ router = APIRouter(prefix="/v1")
 router.include_router(workspace_router)
 router.include_router(api_key_router)
 router.include_router(contact_router)
+router.include_router(account_router)

@@ -264,6 +264,42 @@ def apikey_create(
     _emit(result, as_json, [f"API key (shown once): {result['api_key']}"])
 
 
+@cli.command()
+@friendly_errors
+def demo(
+    contacts: Annotated[int, typer.Option(min=2, max=10000, help="Contacts to create.")] = 300,
+    seed: Annotated[int, typer.Option(help="The same seed gives the same data.")] = 42,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Create a demo workspace (Thai and Vietnamese customers) and print its admin API key."""
+    from app.demo import create_demo_workspace
+
+    async def work(session: Any) -> dict[str, Any]:
+        loaded = await create_demo_workspace(session, contacts=contacts, seed=seed)
+        created, counts = loaded.created, loaded.counts
+        return {
+            "workspace_id": str(created.workspace.id),
+            "name": created.workspace.name,
+            "api_key_id": str(created.admin_key.record.id),
+            "api_key": created.admin_key.token,
+            "scopes": created.admin_key.record.scopes,
+            "counts": {
+                "accounts": counts.accounts,
+                "contacts": counts.contacts,
+                "relationships": counts.relationships,
+            },
+        }
+
+    result = run_with_session(get_settings(), work)
+    counts = result["counts"]
+    _emit(result, as_json, [
+        f"workspace {result['workspace_id']} ({result['name']})",
+        f"loaded {counts['accounts']} accounts, {counts['contacts']} contacts and "
+        f"{counts['relationships']} relationships",
+        f"admin API key (shown once): {result['api_key']}",
+    ])  # fmt: skip
+
+
 @cli.command("export-schema")
 @friendly_errors
 def export_schema(

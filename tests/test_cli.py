@@ -348,3 +348,17 @@ def test_usage_errors_are_one_line_and_exit_2(
     assert lines[0].startswith("error: ")
     assert fragment in lines[0]
     assert "--help" in lines[0]
+
+
+def test_demo_loads_a_workspace_and_prints_its_key_and_counts(crm: Crm) -> None:
+    loaded = crm.run_json("demo", "--contacts", "40")
+
+    assert uuid.UUID(loaded["workspace_id"])
+    assert loaded["name"] == "Demo: Siam & Saigon Retail"
+    assert str(loaded["api_key"]).startswith("crm_")
+    assert loaded["scopes"] == ["admin"]
+    counts = loaded["counts"]
+    assert counts["contacts"] == 40
+    assert counts["accounts"] >= 25
+    assert counts["relationships"] > 0
+    assert not crm.database_running()

@@ -197,3 +197,6 @@ AnyKey = Annotated[AuthContext, Depends(Authenticator())]
 AdminKey = Annotated[AuthContext, Depends(Authenticator(Scope.admin))]
 ContactsRead = Annotated[AuthContext, Depends(Authenticator(Scope.contacts_read))]
 ContactsWrite = Annotated[AuthContext, Depends(Authenticator(Scope.contacts_write))]
+# Accounts are read and written with the contacts scopes: the scope list has no accounts area.
+AccountsRead = ContactsRead
+AccountsWrite = ContactsWrite

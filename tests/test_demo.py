@@ -1,0 +1,243 @@
+"""The demo workspace: generated data that the API accepts, loaded through the services, and
+usable over HTTP the way the README's examples use it."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import phonenumbers
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.account.schemas import AccountCreate
+from app.contact.relationship_schemas import RelationshipCreate
+from app.contact.schemas import ContactCreate
+from app.db.session import Database
+from app.demo import DemoCounts, create_demo_workspace, generate
+from app.kit.errors import ValidationFailed
+from app.models.contact_relationship import RELATIONSHIP_INVERSES
+from tests.conftest import WorkspaceHandle
+
+CONTACTS = 60
+THAI = re.compile(r"[\u0e00-\u0e7f]")
+
+
+def folded(value: str) -> str:
+    value = value.replace("đ", "d").replace("Đ", "D")
+    return "".join(
+        c for c in unicodedata.normalize("NFD", value) if not unicodedata.combining(c)
+    ).lower()
+
+
+@dataclass
+class Demo(WorkspaceHandle):
+    counts: DemoCounts = field(default_factory=lambda: DemoCounts(0, 0, 0))
+
+
+@pytest.fixture(scope="module")
+async def demo(database: Database, owner_engine: AsyncEngine) -> AsyncIterator[Demo]:
+    async with database.sessionmaker() as session, session.begin():
+        loaded = await create_demo_workspace(session, contacts=CONTACTS, seed=42)
+    handle = Demo(
+        id=loaded.created.workspace.id,
+        admin_key=loaded.created.admin_key.token,
+        admin_key_id=loaded.created.admin_key.record.id,
+        database=database,
+        counts=loaded.counts,
+    )
+    try:
+        yield handle
+    finally:
+        async with owner_engine.begin() as connection:
+            await connection.execute(
+                text("DELETE FROM workspaces WHERE id = :id"), {"id": handle.id}
+            )
+
+
+async def get(client: httpx.AsyncClient, demo: Demo, path: str, **params: Any) -> Any:
+    response = await client.get(path, headers=demo.headers, params=params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def all_contacts(client: httpx.AsyncClient, demo: Demo) -> list[dict[str, Any]]:
+    page = await get(client, demo, "/v1/contacts", limit=200)
+    assert page["next_cursor"] is None
+    contacts: list[dict[str, Any]] = page["data"]
+    return contacts
+
+
+async def search(client: httpx.AsyncClient, demo: Demo, q: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = (await get(client, demo, "/v1/contacts", q=q, limit=200))["data"]
+    return found
+
+
+# -- generating ------------------------------------------------------------------------------
+def test_the_data_is_what_the_api_accepts_and_the_same_for_a_seed() -> None:
+    data = generate(300, seed=42)
+
+    assert data == generate(300, seed=42)
+    assert data != generate(300, seed=43)
+    assert len(data.contacts) == 300
+    assert Counter(item.country for item in data.contacts) == {"TH": 150, "VN": 150}
+    assert 25 <= len(data.accounts) <= 40
+    assert len(data.relationships) >= 100
+    for account in data.accounts:
+        AccountCreate.model_validate(account.body)
+    emails: list[str] = []
+    for item in data.contacts:
+        contact = ContactCreate.model_validate(item.body)
+        emails += [entry.email for entry in contact.emails]
+        region = "TH" if item.country == "TH" else None  # Vietnamese numbers carry +84
+        for phone in contact.phones:
+            parsed = phonenumbers.parse(phone.number, region)
+            assert phonenumbers.is_valid_number(parsed), phone.number
+            assert phonenumbers.region_code_for_number(parsed) == item.country
+    assert len(emails) == len(set(emails))
+    assert all(re.fullmatch(r"[a-z0-9._]+@[a-z.]+", email) for email in emails), emails
+    for link in data.relationships:
+        RelationshipCreate.model_validate(
+            {"related_contact_id": str(uuid.uuid4()), "type": link.type, "note": link.note}
+        )
+        assert link.contact != link.related
+    stages = Counter(item.body["lifecycle_stage"] for item in data.contacts)
+    assert stages.most_common(1)[0][0] == "customer"
+    assert {"lead", "prospect", "advocate", "ambassador", "churned"} <= stages.keys()
+
+
+async def test_a_record_the_api_would_refuse_is_refused(database: Database) -> None:
+    from app.auth.dependencies import AuthContext
+    from app.demo import load
+    from app.workspace.service import workspace as workspace_service
+
+    data = generate(10, seed=1)
+    data.contacts[0].body["phones"] = [{"number": "12345"}]
+    # Never committed: closing the session rolls the workspace back with the rest.
+    async with database.sessionmaker() as session:
+        created = await workspace_service.create(session, name="Refused demo")
+        auth = AuthContext(created.workspace.id, created.admin_key.record.id, frozenset({"admin"}))
+        with pytest.raises(ValidationFailed) as raised:
+            await load(session, auth, data)
+    assert raised.value.errors[0].field == "phones.0.number"
+
+
+# -- over HTTP -------------------------------------------------------------------------------
+async def test_contacts_are_thai_and_vietnamese(client: httpx.AsyncClient, demo: Demo) -> None:
+    contacts = await all_contacts(client, demo)
+
+    assert len(contacts) == demo.counts.contacts == CONTACTS
+    thai = [c for c in contacts if c["locale"] == "th-TH"]
+    vietnamese = [c for c in contacts if c["locale"] == "vi-VN"]
+    assert len(thai) == len(vietnamese) == CONTACTS // 2
+    for contact in thai:
+        assert THAI.search(contact["display_name"]), contact["display_name"]
+        assert contact["time_zone"] == "Asia/Bangkok"
+        assert contact["phones"][0]["number"].startswith("+66")
+        assert contact["display_name"] == f"{contact['given_name']} {contact['family_name']}"
+    for contact in vietnamese:
+        # Family name first, with its diacritics.
+        assert contact["display_name"] == f"{contact['family_name']} {contact['given_name']}"
+        assert folded(contact["display_name"]) != contact["display_name"].lower()
+        assert contact["time_zone"] == "Asia/Ho_Chi_Minh"
+        assert contact["phones"][0]["number"].startswith("+84")
+    addresses = [a for c in contacts for a in c["addresses"]]
+    assert {a["country"] for a in addresses} == {"TH", "VN"}
+    assert all(a["subdistrict"] and a["district"] and a["province"] for a in addresses)
+    assert any(c["external_ids"] for c in contacts)
+    assert any("line_id" in c["attributes"] for c in thai)
+    assert any("zalo_id" in c["attributes"] for c in vietnamese)
+
+
+async def test_search_finds_vietnamese_without_accents(
+    client: httpx.AsyncClient, demo: Demo
+) -> None:
+    contacts = await all_contacts(client, demo)
+    nguyens = {c["id"] for c in contacts if c["family_name"] == "Nguyễn"}
+    assert nguyens
+
+    found = await search(client, demo, "nguyen")
+
+    assert nguyens <= {c["id"] for c in found}
+    assert {c["locale"] for c in found} == {"vi-VN"}
+
+
+async def test_search_finds_thai_by_a_substring(client: httpx.AsyncClient, demo: Demo) -> None:
+    contacts = await all_contacts(client, demo)
+    somebody = next(c for c in contacts if c["locale"] == "th-TH")
+    fragment = somebody["family_name"][1:4]  # inside the word, not at its start
+
+    found = await search(client, demo, fragment)
+
+    assert somebody["id"] in {c["id"] for c in found}
+    assert {c["locale"] for c in found} == {"th-TH"}
+
+
+async def test_phone_search_in_local_formats(client: httpx.AsyncClient, demo: Demo) -> None:
+    contacts = await all_contacts(client, demo)
+    for locale in ("th-TH", "vi-VN"):
+        somebody = next(c for c in contacts if c["locale"] == locale)
+        number = somebody["phones"][0]["number"]
+        national = phonenumbers.format_number(
+            phonenumbers.parse(number), phonenumbers.PhoneNumberFormat.NATIONAL
+        )
+
+        found = await search(client, demo, national)
+        assert found[0]["id"] == somebody["id"], national
+        filtered = await get(client, demo, "/v1/contacts", phone=number)
+        assert [c["id"] for c in filtered["data"]] == [somebody["id"]]
+
+
+async def test_every_relationship_has_its_inverse(client: httpx.AsyncClient, demo: Demo) -> None:
+    contacts = await all_contacts(client, demo)
+    links: dict[tuple[str, str], set[str]] = {}
+    for contact in contacts:
+        for row in await get(client, demo, f"/v1/contacts/{contact['id']}/relationships"):
+            links.setdefault((row["contact_id"], row["related_contact_id"]), set()).add(row["type"])
+
+    assert sum(len(types) for types in links.values()) == 2 * demo.counts.relationships
+    for (one, other), types in links.items():
+        for kind in types:
+            assert RELATIONSHIP_INVERSES[kind] in links.get((other, one), set()), (one, other, kind)
+    kinds = {kind for types in links.values() for kind in types}
+    assert {"colleague", "advocate_of", "advocated_by"} <= kinds
+    assert kinds & {"spouse", "household", "child"}
+
+
+async def test_accounts_have_a_hierarchy_and_contacts(
+    client: httpx.AsyncClient, demo: Demo
+) -> None:
+    accounts = (await get(client, demo, "/v1/accounts", limit=200))["data"]
+    assert len(accounts) == demo.counts.accounts
+    by_id = {a["id"]: a for a in accounts}
+    assert {a["type"] for a in accounts} >= {
+        "customer", "distributor", "retailer", "partner", "supplier",
+    }  # fmt: skip
+
+    # A distributor with a regional distributor of its own, which has retail branches.
+    store = next(a for a in accounts if a["name"] == "Siam Fresh Mart Nimman")
+    region = by_id[store["parent_account_id"]]
+    head_office = by_id[region["parent_account_id"]]
+    assert (region["type"], head_office["type"]) == ("distributor", "distributor")
+    assert head_office["parent_account_id"] is None
+    children = await get(client, demo, "/v1/accounts", parent_account_id=head_office["id"])
+    assert region["id"] in {a["id"] for a in children["data"]}
+    assert all(a["parent_account_id"] == head_office["id"] for a in children["data"])
+
+    contacts = await all_contacts(client, demo)
+    linked = [c for c in contacts if c["account_id"] is not None]
+    assert linked
+    assert {c["account_id"] for c in linked} <= by_id.keys()
+    account_id = linked[0]["account_id"]
+    members = await get(client, demo, f"/v1/accounts/{account_id}/contacts")
+    assert {c["id"] for c in members["data"]} == {
+        c["id"] for c in linked if c["account_id"] == account_id
+    }
+    assert all("b2b" in c["tags"] and c["attributes"].get("job_title") for c in linked)
