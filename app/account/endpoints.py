@@ -1,12 +1,11 @@
 from __future__ import annotations
 
 import builtins
-import re
 import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator
+from pydantic import AfterValidator
 from starlette.responses import Response
 
 from app.account import schemas
@@ -26,6 +25,7 @@ from app.kit.errors import (
 from app.kit.http import Cursor, IfMatch, IfNoneMatch, Limit, conditional_get, json_response
 from app.kit.pagination import DEFAULT_LIMIT, Page
 from app.kit.routing import UnitOfWorkRoute
+from app.kit.schemas import QueryTimestamp
 from app.models import Account
 
 router = APIRouter(
@@ -46,18 +46,6 @@ BATCH_FAILED: dict[int | str, dict[str, Any]] = {
         },
     }
 }
-
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
-
-
-def _iso_8601(value: Any) -> Any:
-    # Pydantic would also read a bare number as Unix time, which the spec does not offer.
-    if isinstance(value, str) and not _ISO_DATE.match(value):
-        raise ValueError("expected an ISO 8601 timestamp with an offset, e.g. 2026-01-01T00:00Z")
-    return value
-
-
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_iso_8601)]
 
 
 def _body(account: Account) -> schemas.Account:
@@ -97,10 +85,10 @@ async def list(
         Annotated[str, AfterValidator(schemas.normalize_domain)] | None,
         Query(max_length=2048, description="Exact domain; a URL or `www.` form matches too."),
     ] = None,
-    created_after: Timestamp | None = None,
-    created_before: Timestamp | None = None,
-    updated_after: Timestamp | None = None,
-    updated_before: Timestamp | None = None,
+    created_after: QueryTimestamp | None = None,
+    created_before: QueryTimestamp | None = None,
+    updated_after: QueryTimestamp | None = None,
+    updated_before: QueryTimestamp | None = None,
 ) -> Response:
     """List or search accounts."""
     query = AccountQuery(

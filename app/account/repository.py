@@ -220,6 +220,35 @@ class AccountRepository:
         )
         return [row.id for row in result if row.merged_into_id is None]
 
+    async def newest_contacts_of(
+        self, workspace_id: uuid.UUID, account_ids: Sequence[uuid.UUID], per_account: int
+    ) -> list[Contact]:
+        """The newest ``per_account`` live contacts of each account, in one query."""
+        ranked = (
+            select(
+                Contact.id,
+                func.row_number()
+                .over(
+                    partition_by=Contact.account_id,
+                    order_by=(Contact.created_at.desc(), Contact.id.desc()),
+                )
+                .label("rank"),
+            )
+            .where(
+                Contact.workspace_id == workspace_id,
+                Contact.account_id.in_(list(account_ids)),
+                Contact.merged_into_id.is_(None),
+            )
+            .subquery()
+        )
+        statement = _with_contact_children(
+            select(Contact)
+            .join(ranked, Contact.id == ranked.c.id)
+            .where(Contact.workspace_id == workspace_id, ranked.c.rank <= per_account)
+            .order_by(Contact.account_id, Contact.created_at.desc(), Contact.id.desc())
+        )
+        return list((await self.session.execute(statement)).scalars().all())
+
     async def contacts_by_ids(
         self, workspace_id: uuid.UUID, contact_ids: Sequence[uuid.UUID]
     ) -> list[Contact]:

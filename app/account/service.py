@@ -86,6 +86,38 @@ class AccountService:
             raise AccountNotFound()
         return account
 
+    async def get_many(
+        self, session: AsyncSession, auth: AuthContext, account_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, Account]:
+        """Accounts of the caller's workspace by id; others are simply absent."""
+        if not account_ids:
+            return {}
+        rows = await AccountRepository(session).get_many(auth.workspace_id, account_ids)
+        return {row.id: row for row in rows}
+
+    async def newest_contacts_of(
+        self,
+        session: AsyncSession,
+        auth: AuthContext,
+        account_ids: Sequence[uuid.UUID],
+        *,
+        per_account: int,
+    ) -> dict[uuid.UUID, list[Contact]]:
+        """Each account's newest live contacts (for nested GraphQL lists), in one query."""
+        rows = await AccountRepository(session).newest_contacts_of(
+            auth.workspace_id, account_ids, per_account
+        )
+        grouped: dict[uuid.UUID, list[Contact]] = {}
+        for row in rows:
+            if row.account_id is not None:
+                grouped.setdefault(row.account_id, []).append(row)
+        return grouped
+
+    async def exists(self, session: AsyncSession, auth: AuthContext, account_id: uuid.UUID) -> bool:
+        """Whether the account exists; if so it is held until commit (it cannot be deleted,
+        though it can still be edited), so a link to it stays valid."""
+        return await AccountRepository(session).exists(auth.workspace_id, account_id)
+
     async def get_by_external_id(
         self, session: AsyncSession, auth: AuthContext, system: str, value: str
     ) -> Account:

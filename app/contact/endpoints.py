@@ -5,7 +5,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
-from pydantic import AwareDatetime, RootModel
+from pydantic import RootModel
 from starlette.responses import Response
 
 from app.auth.dependencies import ContactsRead, ContactsWrite
@@ -28,6 +28,7 @@ from app.kit.errors import (
 from app.kit.http import Cursor, IfMatch, IfNoneMatch, Limit, conditional_get, json_response
 from app.kit.pagination import DEFAULT_LIMIT, Page
 from app.kit.routing import UnitOfWorkRoute
+from app.kit.schemas import QueryTimestamp
 
 router = APIRouter(
     prefix="/contacts", tags=["contacts"], route_class=UnitOfWorkRoute, responses=COMMON_RESPONSES
@@ -87,10 +88,10 @@ async def list(
     phone: Annotated[str | None, Query(max_length=64, description="A phone, any format.")] = None,
     has_email: bool | None = None,
     has_phone: bool | None = None,
-    created_after: AwareDatetime | None = None,
-    created_before: AwareDatetime | None = None,
-    updated_after: AwareDatetime | None = None,
-    updated_before: AwareDatetime | None = None,
+    created_after: QueryTimestamp | None = None,
+    created_before: QueryTimestamp | None = None,
+    updated_after: QueryTimestamp | None = None,
+    updated_before: QueryTimestamp | None = None,
 ) -> Response:
     """List or search contacts."""
     query = ContactQuery(

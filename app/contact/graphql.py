@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry.scalars import JSON
@@ -16,13 +16,18 @@ from app.contact.relationship_schemas import RelationshipCreate
 from app.contact.relationships import relationship as relationship_service
 from app.contact.service import ContactQuery
 from app.contact.service import contact as contact_service
+from app.graphql.common import ExternalIdInput, ExternalIdType, external_ids_dict
 from app.graphql.context import Context
+from app.graphql.dataloaders.account_by_id import account_by_id
 from app.graphql.dataloaders.contact_by_id import contact_by_id
 from app.graphql.dataloaders.relationships_by_contact import relationships_by_contact
 from app.graphql.relay import Connection, Edge, PageInfo, page_size
 from app.kit.pagination import _encode
 from app.kit.schemas import parse_input
 from app.models import Contact, ContactRelationship
+
+if TYPE_CHECKING:
+    from app.account.graphql import AccountType
 
 
 @strawberry.type(name="Email")
@@ -36,12 +41,6 @@ class PhoneType:
     number: str
     type: str
     primary: bool
-
-
-@strawberry.type(name="ExternalId")
-class ExternalIdType:
-    system: str
-    value: str
 
 
 @strawberry.type(name="Relationship")
@@ -92,6 +91,17 @@ class ContactType:
     updated_at: datetime
     version: int
 
+    @strawberry.field(description="The organisation the contact belongs to.")
+    async def account(
+        self, info: Info[Context, None]
+    ) -> Annotated[AccountType, strawberry.lazy("app.account.graphql")] | None:
+        from app.account.graphql import AccountType
+
+        if self.account_id is None:
+            return None
+        record = await info.context.loaders.get(account_by_id).load(self.account_id)
+        return AccountType.from_model(record) if record is not None else None
+
     @strawberry.field(description="Links to other contacts, seen from this one.")
     async def relationships(self, info: Info[Context, None]) -> list[RelationshipType]:
         rows = await info.context.loaders.get(relationships_by_contact).load(self.id)
@@ -107,10 +117,7 @@ class ContactType:
         values: dict[str, Any] = data.model_dump()
         values["emails"] = [EmailType(**e) for e in values["emails"]]
         values["phones"] = [PhoneType(**p) for p in values["phones"]]
-        values["external_ids"] = [
-            ExternalIdType(system=system, value=value)
-            for system, value in values["external_ids"].items()
-        ]
+        values["external_ids"] = ExternalIdType.from_dict(values["external_ids"])
         return cls(**values)
 
 
@@ -125,14 +132,6 @@ class PhoneInput:
     number: str
     type: str = "mobile"
     primary: bool = False
-
-
-@strawberry.input
-class ExternalIdInput:
-    system: str
-    value: str | None = strawberry.field(
-        default=None, description="In an update, null removes the key."
-    )
 
 
 @strawberry.input(description="Field names and rules are those of the REST contact.")
@@ -164,8 +163,8 @@ def _as_dict(value: ContactInput) -> dict[str, Any]:
             continue
         if name in ("emails", "phones") and item is not None:
             item = [vars(entry) for entry in item]
-        elif name == "external_ids" and item is not None:
-            item = {entry.system: entry.value for entry in item}
+        elif name == "external_ids":
+            item = external_ids_dict(item)
         data[name] = item
     return data
 

@@ -36,7 +36,7 @@ from app.kit.pagination import (
     parse_sort,
 )
 from app.kit.validators import ExternalIds
-from app.models import Account, Contact, ContactEmail, ContactExternalId, ContactPhone, Workspace
+from app.models import Contact, ContactEmail, ContactExternalId, ContactPhone, Workspace
 
 SORTS = {
     "created_at": SortField(Contact.created_at, parse_datetime),
@@ -476,8 +476,12 @@ class ContactService:
     ) -> None:
         if account_id is None:
             return
-        found = await session.get(Account, (auth.workspace_id, account_id))
-        if found is None:
+        # Imported here: the account service uses this one (deleting an account unlinks its
+        # contacts), so a module-level import would be circular.
+        from app.account.service import account as account_service
+
+        # Held (key share) until commit, so the account cannot be deleted under the link.
+        if not await account_service.exists(session, auth, account_id):
             raise ValidationFailed(
                 "No such account",
                 errors=[FieldError(field="account_id", message="no such account")],

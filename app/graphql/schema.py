@@ -6,14 +6,17 @@ import strawberry
 from strawberry.extensions import AddValidationRules, MaxAliasesLimiter, QueryDepthLimiter
 from strawberry.tools import merge_types
 
+from app.account.graphql import AccountMutation, AccountRootQuery
 from app.api_key.graphql import ApiKeyMutation, ApiKeyQuery
 from app.config import Settings
 from app.contact.graphql import ContactMutation, ContactRootQuery
 from app.graphql.extensions import ProblemCodes, cost_limit_rule
 from app.workspace.graphql import WorkspaceMutation, WorkspaceQuery
 
-Query = merge_types("Query", (WorkspaceQuery, ApiKeyQuery, ContactRootQuery))
-Mutation = merge_types("Mutation", (WorkspaceMutation, ApiKeyMutation, ContactMutation))
+Query = merge_types("Query", (WorkspaceQuery, ApiKeyQuery, ContactRootQuery, AccountRootQuery))
+Mutation = merge_types(
+    "Mutation", (WorkspaceMutation, ApiKeyMutation, ContactMutation, AccountMutation)
+)
 
 
 def create_schema(settings: Settings) -> strawberry.Schema:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, TypeVar
 
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     PlainSerializer,
     ValidationError,
@@ -23,6 +25,20 @@ def _utc_z(value: datetime) -> str:
 
 # Output timestamps are UTC with a "Z"; input must carry an offset (a naive time is a 422).
 UTCDateTime = Annotated[AwareDatetime, PlainSerializer(_utc_z, return_type=str, when_used="json")]
+
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+def _iso_8601(value: Any) -> Any:
+    # Pydantic would also read a bare number as Unix time, which the API does not offer.
+    if isinstance(value, str) and not _ISO_DATE.match(value):
+        raise ValueError("expected an ISO 8601 timestamp with an offset, e.g. 2026-01-01T00:00Z")
+    return value
+
+
+# A timestamp in a query string: ISO 8601 with an offset, nothing else.
+QueryTimestamp = Annotated[AwareDatetime, BeforeValidator(_iso_8601)]
 
 
 class Schema(BaseModel):

@@ -1,0 +1,30 @@
+"""GraphQL types more than one domain uses."""
+
+from __future__ import annotations
+
+import strawberry
+
+
+@strawberry.type(name="ExternalId")
+class ExternalIdType:
+    system: str
+    value: str
+
+    @classmethod
+    def from_dict(cls, external_ids: dict[str, str]) -> list[ExternalIdType]:
+        return [cls(system=system, value=value) for system, value in sorted(external_ids.items())]
+
+
+@strawberry.input
+class ExternalIdInput:
+    system: str
+    value: str | None = strawberry.field(
+        default=None, description="In an update, null removes the key."
+    )
+
+
+def external_ids_dict(items: list[ExternalIdInput] | None) -> dict[str, str | None] | None:
+    """The REST shape, ``{"system": "value"}``, of a list of external id inputs."""
+    if items is None:
+        return None
+    return {item.system: item.value for item in items}
