@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import func
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,7 +21,7 @@ from app.contact.service import contact as contact_service
 from app.db.locking import lock_keys
 from app.events import outbox
 from app.kit.collation import sort_key
-from app.kit.errors import CRMError, FieldError, InvalidCursor, ValidationFailed
+from app.kit.errors import CRMError, FieldError, ValidationFailed
 from app.kit.etag import check_if_match
 from app.kit.ids import uuid7
 from app.kit.merge_patch import merge_patch
@@ -29,14 +29,13 @@ from app.kit.pagination import (
     Keyset,
     Sort,
     SortField,
-    _decode,
-    _encode,
     parse_datetime,
     parse_hex_bytes,
     parse_sort,
 )
 from app.kit.problems import database_problem
 from app.kit.schemas import parse_input
+from app.kit.search import RELEVANCE, relevance_after, relevance_page, text_terms
 from app.kit.validators import Attributes, ExternalIds
 from app.models import Account, AccountExternalId, Contact
 
@@ -47,7 +46,6 @@ SORTS = {
 }
 CONTACT_SORTS = {"created_at": SortField(Contact.created_at, parse_datetime)}
 NEWEST_FIRST = Sort(name="created_at", descending=True)
-RELEVANCE = "relevance"
 # Held (transaction-scoped) by every re-parenting in a workspace, so that two concurrent ones
 # cannot each pass the cycle check and together close a loop.
 HIERARCHY_LOCK = "account_hierarchy"
@@ -186,22 +184,10 @@ class AccountService:
         limit: int,
         cursor: str | None,
     ) -> tuple[list[Account], str | None]:
-        after: tuple[float, uuid.UUID] | None = None
-        if cursor:
-            token, score, raw_id = _decode(cursor)
-            if token != RELEVANCE or not isinstance(score, (int, float)):
-                raise InvalidCursor("The cursor belongs to a different listing")
-            try:
-                after = (float(score), uuid.UUID(str(raw_id)))
-            except ValueError:
-                raise InvalidCursor() from None
-        key = (await session.execute(select(func.crm_search_key(q.strip())))).scalar_one()
-        # Fragments shorter than two characters match nearly everything and cannot use the
-        # trigram index.
-        words = [word for word in key.split() if len(word) >= 2]
-        if not words:
+        after = relevance_after(cursor)
+        key, patterns = await text_terms(session, q)
+        if not patterns:
             return [], None
-        patterns = [[f"%{_like_escape(word)}%"] for word in words]
         ranked = await repository.search(
             auth.workspace_id,
             replace(filters, search_patterns=patterns),
@@ -209,12 +195,7 @@ class AccountService:
             limit=limit,
             after=after,
         )
-        page = ranked[:limit]
-        next_cursor = None
-        if len(ranked) > limit and page:
-            last, score = page[-1]
-            next_cursor = _encode([RELEVANCE, score, str(last.id)])
-        return [account for account, _ in page], next_cursor
+        return relevance_page(ranked, limit, lambda account: account.id)
 
     async def contacts(
         self,
@@ -624,10 +605,6 @@ def _cycle(message: str) -> ValidationFailed:
         "The account hierarchy cannot contain a cycle",
         errors=[FieldError(field="parent_account_id", message=message)],
     )
-
-
-def _like_escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _validated(annotation: Any, value: Any, field: str) -> Any:

@@ -6,12 +6,12 @@ import contextlib
 import re
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 import phonenumbers
-from sqlalchemy import func, select
+from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.dependencies import AuthContext
@@ -22,18 +22,23 @@ from app.db.locking import lock_keys
 from app.events import outbox
 from app.kit.collation import sort_key
 from app.kit.contact_points import normalize_phone
-from app.kit.errors import FieldError, InvalidCursor, ValidationFailed
+from app.kit.errors import FieldError, ValidationFailed
 from app.kit.etag import check_if_match
 from app.kit.ids import uuid7
 from app.kit.merge_patch import merge_patch
 from app.kit.pagination import (
     Keyset,
     SortField,
-    _decode,
-    _encode,
     parse_datetime,
     parse_hex_bytes,
     parse_sort,
+)
+from app.kit.search import (
+    RELEVANCE,
+    relevance_after,
+    relevance_page,
+    substring_pattern,
+    text_terms,
 )
 from app.kit.validators import ExternalIds
 from app.models import Contact, ContactEmail, ContactExternalId, ContactPhone, Workspace
@@ -43,7 +48,6 @@ SORTS = {
     "updated_at": SortField(Contact.updated_at, parse_datetime),
     "name": SortField(Contact.name_sort_key, parse_hex_bytes),
 }
-RELEVANCE = "relevance"
 _PHONE_LIKE = re.compile(r"^\+?[\d\s().\-]{6,}$")
 
 
@@ -201,28 +205,18 @@ class ContactService:
         limit: int,
         cursor: str | None,
     ) -> tuple[list[Contact], str | None]:
+        after = relevance_after(cursor)
         query_key, patterns = await self._search_terms(session, q, region)
         if not patterns:
             return [], None
-        after: tuple[float, uuid.UUID] | None = None
-        if cursor:
-            token, score, raw_id = _decode(cursor)
-            if token != RELEVANCE or not isinstance(score, (int, float)):
-                raise InvalidCursor("The cursor belongs to a different listing")
-            try:
-                after = (float(score), uuid.UUID(str(raw_id)))
-            except ValueError:
-                raise InvalidCursor() from None
-        filters = ContactFilters(**{**filters.__dict__, "search_patterns": patterns})
         ranked = await repository.search(
-            auth.workspace_id, filters, query_key, limit=limit, after=after
+            auth.workspace_id,
+            replace(filters, search_patterns=patterns),
+            query_key,
+            limit=limit,
+            after=after,
         )
-        page = ranked[:limit]
-        next_cursor = None
-        if len(ranked) > limit and page:
-            last, score = page[-1]
-            next_cursor = _encode([RELEVANCE, score, str(last.id)])
-        return [contact for contact, _ in page], next_cursor
+        return relevance_page(ranked, limit, lambda contact: contact.id)
 
     async def _search_terms(
         self, session: AsyncSession, q: str, region: str
@@ -236,12 +230,8 @@ class ContactService:
             forms = [typed]
             with contextlib.suppress(ValueError):
                 forms.append(normalize_phone(text, region).lstrip("+"))
-            return forms[-1], [[f"%{_like_escape(form)}%" for form in dict.fromkeys(forms)]]
-        key = (await session.execute(select(func.crm_search_key(text)))).scalar_one()
-        words = [word for word in key.split() if word]
-        # Short fragments match nearly everything and cannot use the trigram index.
-        patterns = [[f"%{_like_escape(word)}%"] for word in words if len(word) >= 2]
-        return key, patterns
+            return forms[-1], [[substring_pattern(form) for form in dict.fromkeys(forms)]]
+        return await text_terms(session, text)
 
     def _phone_filter(self, phone: str | None, region: str) -> str | None:
         if phone is None:
@@ -628,10 +618,6 @@ class ContactService:
                     field=f"external_ids.{system}",
                     existing_id=owner,
                 )
-
-
-def _like_escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _derived_from_names(before: dict[str, Any], contact: Contact) -> bool:
