@@ -108,3 +108,35 @@ async def test_service_role_cannot_change_the_schema(database: Database) -> None
     with pytest.raises(DBAPIError):
         async with database.engine.begin() as connection:
             await connection.execute(text("DROP POLICY workspace_isolation ON api_keys"))
+
+
+async def test_search_functions_stay_inside_the_bound_workspace(
+    client: object, database: Database, make_workspace: object
+) -> None:
+    import httpx
+
+    first: WorkspaceHandle = await make_workspace()  # type: ignore[operator]
+    second: WorkspaceHandle = await make_workspace()  # type: ignore[operator]
+    http: httpx.AsyncClient = client  # type: ignore[assignment]
+    for workspace in (first, second):
+        for path, body in (
+            ("/v1/contacts", {"given_name": "Somsri Shared"}),
+            ("/v1/accounts", {"name": "Somsri Shared Co"}),
+        ):
+            response = await http.post(path, headers=workspace.headers, json=body)
+            assert response.status_code == 201, response.text
+    query = text(
+        "SELECT count(*) FROM crm_search_{table}('somsri', ARRAY[:pattern], ARRAY[]::text[])"
+    )
+    async with database.sessionmaker() as session, session.begin():
+        for table in ("contacts", "accounts"):
+            statement = text(str(query).replace("{table}", table))
+            unbound = await session.execute(statement, {"pattern": "%somsri%"})
+            assert unbound.scalar_one() == 0
+        await bind_workspace(session, first.id)
+        for table in ("contacts", "accounts"):
+            statement = text(str(query).replace("{table}", table))
+            assert (await session.execute(statement, {"pattern": "%somsri%"})).scalar_one() == 1
+            # A hostile pattern is a literal, not SQL.
+            hostile = "%' OR true OR t.search_text LIKE '%"
+            assert (await session.execute(statement, {"pattern": hostile})).scalar_one() == 0

@@ -2,15 +2,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Numeric, Select, cast, delete, func, or_, select, tuple_, update
+from sqlalchemy import Select, delete, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from app.kit.pagination import Keyset
+from app.kit.search import matches
 from app.models import Account, AccountExternalId, Contact
 
 # Row locks, weakest first. "key_share" keeps a row from being deleted (a new child may point
@@ -116,12 +117,18 @@ class AccountRepository:
         limit: int,
         after: tuple[float, uuid.UUID] | None,
     ) -> list[tuple[Account, float]]:
-        """Matches ranked best first: how much of the query the account's text contains."""
-        # Rounded to an exact numeric so a cursor can carry it and compare equal next time.
-        score = func.round(
-            cast(func.word_similarity(query_key, Account.search_text), Numeric(10, 6)), 4
-        ).label("score")
-        statement = self._filtered(workspace_id, filters).add_columns(score)
+        """Matches ranked best first: how much of the query the account's text contains.
+
+        The matching runs in ``crm_search_accounts()`` (see migration 0003), where the
+        trigram index can serve it under row-level security.
+        """
+        found = matches("crm_search_accounts", query_key, filters.search_patterns)
+        score = found.c.score
+        statement = (
+            self._filtered(workspace_id, replace(filters, search_patterns=()))
+            .join(found, Account.id == found.c.id)
+            .add_columns(score)
+        )
         if after is not None:
             statement = statement.where(tuple_(score, Account.id) < tuple_(after[0], after[1]))
         statement = _with_ids(statement.order_by(score.desc(), Account.id.desc()).limit(limit + 1))

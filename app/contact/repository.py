@@ -2,15 +2,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Numeric, Select, cast, delete, exists, func, or_, select, tuple_
+from sqlalchemy import Select, delete, exists, func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from app.kit.pagination import Keyset
+from app.kit.search import matches
 from app.models import Contact, ContactEmail, ContactExternalId, ContactPhone
 
 
@@ -129,12 +130,19 @@ class ContactRepository:
         limit: int,
         after: tuple[float, uuid.UUID] | None,
     ) -> list[tuple[Contact, float]]:
-        """Matches ranked best first: how much of the query the contact's text contains."""
-        # Rounded to an exact numeric so a cursor can carry it and compare equal next time.
-        score = func.round(
-            cast(func.word_similarity(query_key, Contact.search_text), Numeric(10, 6)), 4
-        ).label("score")
-        statement = self._filtered(workspace_id, filters).add_columns(score)
+        """Matches ranked best first: how much of the query the contact's text contains.
+
+        The matching runs in ``crm_search_contacts()`` (see migration 0003), where the
+        trigram index can serve it; the score is an exact numeric, so a cursor carrying it
+        compares equal next time.
+        """
+        found = matches("crm_search_contacts", query_key, filters.search_patterns)
+        score = found.c.score
+        statement = (
+            self._filtered(workspace_id, replace(filters, search_patterns=()))
+            .join(found, Contact.id == found.c.id)
+            .add_columns(score)
+        )
         if after is not None:
             statement = statement.where(tuple_(score, Contact.id) < tuple_(after[0], after[1]))
         statement = _with_children(

@@ -12,8 +12,10 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import Numeric, Text, Uuid, column, func, literal, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.selectable import TableValuedAlias
 
 from app.kit.errors import InvalidCursor
 from app.kit.pagination import _decode, _encode
@@ -61,3 +63,24 @@ def relevance_page(
         return [item for item, _ in page], None
     last, score = page[-1]
     return [item for item, _ in page], _encode([RELEVANCE, score, str(id_of(last))])
+
+
+def matches(function: str, key: str, groups: Sequence[Sequence[str]]) -> TableValuedAlias:
+    """Rows matching the pattern groups, with their scores: ``crm_search_<table>()``.
+
+    Single-pattern groups must all match; at most one group may offer alternatives (a phone
+    number in the forms it may be stored in), of which one must match.
+    """
+    every = [group[0] for group in groups if len(group) == 1]
+    alternatives = [list(group) for group in groups if len(group) > 1]
+    if len(alternatives) > 1:
+        raise ValueError("at most one group of alternatives")
+    call = getattr(func, function)(
+        key,
+        literal(every, type_=ARRAY(Text)),
+        literal(alternatives[0] if alternatives else [], type_=ARRAY(Text)),
+    )
+    found: TableValuedAlias = call.table_valued(column("id", Uuid), column("score", Numeric)).alias(
+        "matches"
+    )
+    return found
