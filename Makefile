@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run test lint format typecheck schema schema-check pytest bench bench-small clean
+.PHONY: install run test lint format typecheck schema schema-check pytest bench bench-search clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -50,11 +50,14 @@ schema-check: install
 pytest: install
 	$(BIN)/pytest -q
 
+## Foundation benchmark: cold start, GET /v1/workspace against bare FastAPI and raw asyncpg.
 bench: install
-	$(BIN)/python -m bench --scale medium
+	$(BIN)/python -m bench.foundation
 
-bench-small: install
-	$(BIN)/python -m bench --scale small
+## Search on a seeded workspace (CONTACTS=1000000 for the full-size run; takes minutes).
+CONTACTS ?= 100000
+bench-search: install
+	$(BIN)/python -m bench.search --contacts $(CONTACTS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
