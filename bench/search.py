@@ -1,8 +1,8 @@
 """Contact search on a large workspace: latency per query class, throughput, and query plans.
 
     .venv/bin/python -m bench.search --contacts 1000000                 # seed a temp dir, delete
-    .venv/bin/python -m bench.search --contacts 1000000 --data-dir /tmp/crm-1m   # seed and keep
-    .venv/bin/python -m bench.search --data-dir /tmp/crm-1m             # reuse a seeded dir
+    .venv/bin/python -m bench.search --contacts 1000000 --data-dir <dir>   # seed and keep
+    .venv/bin/python -m bench.search --data-dir <dir>             # reuse a seeded dir
 
 In one run:
 

@@ -1,6 +1,6 @@
 """Why contact search is slow: the service's search statement against controlled variants.
 
-    .venv/bin/python -m bench.search_diagnose --data-dir /tmp/crm-search-1m
+    .venv/bin/python -m bench.search_diagnose --data-dir <dir>
 
 Run on a data directory seeded by ``bench.seed`` while no ``crm serve`` uses it (some variants
 take locks). Every variant runs inside a transaction that is rolled back, so the database is
@@ -190,9 +190,10 @@ async def diagnose_query(
     leakproof = "ALTER FUNCTION pg_catalog.textlike(text, text) LEAKPROOF"
     await run("inline_rls_leakproof", [leakproof], ranked, params, app=True)
     await run("owner_ranked", [], ranked, params)
-    await run("owner_unranked", [], f"SELECT c.id FROM contacts c WHERE {where} LIMIT 21", params)
-    # The key is not used by the count: the workspace is $1, the patterns follow.
+    # Without the key (no score): the workspace is $1, the patterns follow.
     count_where, _ = _where(groups, 2, workspace=1)
+    unranked = f"SELECT c.id FROM contacts c WHERE {count_where} LIMIT 21"
+    await run("owner_unranked", [], unranked, [ws, *values])
     count_sql = f"SELECT count(*) FROM contacts c WHERE {count_where}"
     await run("owner_count", [], count_sql, [ws, *values])
     matches = await connection.fetchval(count_sql, ws, *values)

@@ -1,6 +1,6 @@
 """Load N synthetic contacts into one workspace, fast, with PostgreSQL COPY.
 
-    .venv/bin/python -m bench.seed --contacts 1000000 --data-dir /tmp/crm-seed
+    .venv/bin/python -m bench.seed --contacts 1000000 --data-dir <dir>
     .venv/bin/python -m bench.seed --contacts 50000 --data-dir .crm --workspace <id>
 
 The data is what the service itself would store for the same input:
