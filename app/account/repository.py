@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Select, delete, func, or_, select, tuple_, update
+from sqlalchemy import Select, delete, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -98,8 +98,6 @@ class AccountRepository:
             statement = statement.where(Account.updated_at >= filters.updated_after)
         if filters.updated_before is not None:
             statement = statement.where(Account.updated_at < filters.updated_before)
-        for group in filters.search_patterns:
-            statement = statement.where(or_(*(Account.search_text.like(p) for p in group)))
         return statement
 
     async def find(

@@ -20,6 +20,7 @@ from app.auth.dependencies import AuthContext
 from app.contact.service import contact as contact_service
 from app.db.locking import lock_keys
 from app.events import outbox
+from app.kit.changes import changed_fields
 from app.kit.collation import sort_key
 from app.kit.errors import CRMError, FieldError, ValidationFailed
 from app.kit.etag import check_if_match
@@ -322,11 +323,7 @@ class AccountService:
             account.parent_account_id = new_parent
 
         after = self.to_schema(account).model_dump(mode="json")
-        changed = sorted(
-            key
-            for key in after
-            if after[key] != before[key] and key not in ("updated_at", "version")
-        )
+        changed = changed_fields(before, after)
         if not changed:
             return account
         # Re-indexing also writes the account's row, so its version and updated_at move even

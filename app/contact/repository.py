@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, exists, func, or_, select, tuple_
+from sqlalchemy import Select, delete, exists, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -111,8 +111,6 @@ class ContactRepository:
             statement = statement.where(Contact.updated_at >= filters.updated_after)
         if filters.updated_before is not None:
             statement = statement.where(Contact.updated_at < filters.updated_before)
-        for group in filters.search_patterns:
-            statement = statement.where(or_(*(Contact.search_text.like(p) for p in group)))
         return statement
 
     async def find(

@@ -20,6 +20,7 @@ from app.contact.exceptions import ContactMerged, ContactNotFound, DuplicateCont
 from app.contact.repository import ContactFilters, ContactRepository
 from app.db.locking import lock_keys
 from app.events import outbox
+from app.kit.changes import changed_fields
 from app.kit.collation import sort_key
 from app.kit.contact_points import normalize_phone
 from app.kit.errors import FieldError, ValidationFailed
@@ -370,11 +371,7 @@ class ContactService:
             contact.display_name = self._derived_name(contact, workspace)
 
         after = self.to_schema(contact).model_dump(mode="json")
-        changed = sorted(
-            key
-            for key in after
-            if after[key] != before[key] and key not in ("updated_at", "version")
-        )
+        changed = changed_fields(before, after)
         if not changed:
             return contact
         self._index(contact)
