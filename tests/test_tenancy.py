@@ -110,7 +110,7 @@ async def test_service_role_cannot_change_the_schema(database: Database) -> None
             await connection.execute(text("DROP POLICY workspace_isolation ON api_keys"))
 
 
-async def test_search_functions_stay_inside_the_bound_workspace(
+async def test_search_views_stay_inside_the_bound_workspace(
     client: object, database: Database, make_workspace: object
 ) -> None:
     import httpx
@@ -125,18 +125,30 @@ async def test_search_functions_stay_inside_the_bound_workspace(
         ):
             response = await http.post(path, headers=workspace.headers, json=body)
             assert response.status_code == 201, response.text
-    query = text(
-        "SELECT count(*) FROM crm_search_{table}('somsri', ARRAY[:pattern], ARRAY[]::text[])"
-    )
     async with database.sessionmaker() as session, session.begin():
         for table in ("contacts", "accounts"):
-            statement = text(str(query).replace("{table}", table))
-            unbound = await session.execute(statement, {"pattern": "%somsri%"})
-            assert unbound.scalar_one() == 0
+            statement = text(
+                f"SELECT count(*) FROM {table}_searchable WHERE search_text LIKE '%somsri%'"
+            )
+            assert (await session.execute(statement)).scalar_one() == 0
         await bind_workspace(session, first.id)
         for table in ("contacts", "accounts"):
-            statement = text(str(query).replace("{table}", table))
-            assert (await session.execute(statement, {"pattern": "%somsri%"})).scalar_one() == 1
-            # A hostile pattern is a literal, not SQL.
-            hostile = "%' OR true OR t.search_text LIKE '%"
-            assert (await session.execute(statement, {"pattern": hostile})).scalar_one() == 0
+            statement = text(
+                f"SELECT count(*) FROM {table}_searchable WHERE search_text LIKE '%somsri%'"
+            )
+            assert (await session.execute(statement)).scalar_one() == 1
+            # Even a query naming the other workspace sees nothing of it.
+            other = text(f"SELECT count(*) FROM {table}_searchable WHERE workspace_id = :other")
+            assert (await session.execute(other, {"other": second.id})).scalar_one() == 0
+
+
+async def test_search_views_have_every_column_of_their_table(database: Database) -> None:
+    async with database.sessionmaker() as session:
+        for table in ("contacts", "accounts"):
+            columns = text(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = 'public' AND table_name = :name ORDER BY ordinal_position"
+            )
+            of_table = (await session.execute(columns, {"name": table})).all()
+            of_view = (await session.execute(columns, {"name": f"{table}_searchable"})).all()
+            assert of_view == of_table, f"recreate {table}_searchable in the migration"

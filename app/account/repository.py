@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -11,13 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from app.kit.pagination import Keyset
-from app.kit.search import matches
+from app.kit.search import SearchTerms, ranked, searchable_view
 from app.models import Account, AccountExternalId, Contact
 
 # Row locks, weakest first. "key_share" keeps a row from being deleted (a new child may point
 # at it); "no_key_update" is what a change of the row needs and lets children be added
 # meanwhile; "update" also stops new references, for a delete.
 Lock = Literal["key_share", "no_key_update", "update"]
+SearchableAccount = searchable_view(Account)
 
 
 @dataclass(frozen=True)
@@ -30,8 +31,6 @@ class AccountFilters:
     created_before: datetime | None = None
     updated_after: datetime | None = None
     updated_before: datetime | None = None
-    # Normalised search: every group must match (AND), by any of its patterns (OR).
-    search_patterns: Sequence[Sequence[str]] = field(default_factory=tuple)
 
 
 def _with_ids(statement: Select[Any]) -> Select[Any]:
@@ -80,24 +79,26 @@ class AccountRepository:
         )
         return result.scalar_one_or_none() is not None
 
-    def _filtered(self, workspace_id: uuid.UUID, filters: AccountFilters) -> Select[Any]:
-        statement = select(Account).where(Account.workspace_id == workspace_id)
+    def _filtered(
+        self, workspace_id: uuid.UUID, filters: AccountFilters, entity: Any = Account
+    ) -> Select[Any]:
+        statement = select(entity).where(entity.workspace_id == workspace_id)
         if filters.types:
-            statement = statement.where(Account.type.in_(filters.types))
+            statement = statement.where(entity.type.in_(filters.types))
         if filters.parent_account_id is not None:
-            statement = statement.where(Account.parent_account_id == filters.parent_account_id)
+            statement = statement.where(entity.parent_account_id == filters.parent_account_id)
         if filters.owner_id is not None:
-            statement = statement.where(Account.owner_id == filters.owner_id)
+            statement = statement.where(entity.owner_id == filters.owner_id)
         if filters.domain is not None:
-            statement = statement.where(Account.domain == filters.domain)
+            statement = statement.where(entity.domain == filters.domain)
         if filters.created_after is not None:
-            statement = statement.where(Account.created_at >= filters.created_after)
+            statement = statement.where(entity.created_at >= filters.created_after)
         if filters.created_before is not None:
-            statement = statement.where(Account.created_at < filters.created_before)
+            statement = statement.where(entity.created_at < filters.created_before)
         if filters.updated_after is not None:
-            statement = statement.where(Account.updated_at >= filters.updated_after)
+            statement = statement.where(entity.updated_at >= filters.updated_after)
         if filters.updated_before is not None:
-            statement = statement.where(Account.updated_at < filters.updated_before)
+            statement = statement.where(entity.updated_at < filters.updated_before)
         return statement
 
     async def find(
@@ -110,27 +111,22 @@ class AccountRepository:
         self,
         workspace_id: uuid.UUID,
         filters: AccountFilters,
-        query_key: str,
+        terms: SearchTerms,
         *,
         limit: int,
         after: tuple[float, uuid.UUID] | None,
     ) -> list[tuple[Account, float]]:
-        """Matches ranked best first: how much of the query the account's text contains.
-
-        The matching runs in ``crm_search_accounts()`` (see migration 0003), where the
-        trigram index can serve it under row-level security.
-        """
-        found = matches("crm_search_accounts", query_key, filters.search_patterns)
-        score = found.c.score
-        statement = (
-            self._filtered(workspace_id, replace(filters, search_patterns=()))
-            .join(found, Account.id == found.c.id)
-            .add_columns(score)
+        """Matches ranked best first: how much of the query the account's text contains."""
+        statement = ranked(
+            Account,
+            SearchableAccount,
+            self._filtered(workspace_id, filters, SearchableAccount),
+            terms,
+            workspace_id=workspace_id,
+            limit=limit,
+            after=after,
         )
-        if after is not None:
-            statement = statement.where(tuple_(score, Account.id) < tuple_(after[0], after[1]))
-        statement = _with_ids(statement.order_by(score.desc(), Account.id.desc()).limit(limit + 1))
-        rows = (await self.session.execute(statement)).all()
+        rows = (await self.session.execute(_with_ids(statement))).all()
         return [(row[0], float(row[1])) for row in rows]
 
     async def by_external_id(

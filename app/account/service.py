@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -186,15 +186,11 @@ class AccountService:
         cursor: str | None,
     ) -> tuple[list[Account], str | None]:
         after = relevance_after(cursor)
-        key, patterns = await text_terms(session, q)
-        if not patterns:
+        terms = await text_terms(session, q)
+        if not terms.groups:
             return [], None
         ranked = await repository.search(
-            auth.workspace_id,
-            replace(filters, search_patterns=patterns),
-            key,
-            limit=limit,
-            after=after,
+            auth.workspace_id, filters, terms, limit=limit, after=after
         )
         return relevance_page(ranked, limit, lambda account: account.id)
 

@@ -72,7 +72,9 @@ async def list(
             min_length=1,
             max_length=200,
             description="Search names, e-mails and phones: accent- and case-insensitive, "
-            "substrings (Thai included), phone numbers in any format.",
+            "substrings of three letters or more (Thai included), two-letter word starts, "
+            "phone numbers in any format. Every word must match. When more than 500 "
+            "contacts match, the best of the first 500 are ranked: refine the query.",
         ),
     ] = None,
     lifecycle_stage: Annotated[

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -11,8 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from app.kit.pagination import Keyset
-from app.kit.search import matches
+from app.kit.search import SearchTerms, ranked, searchable_view
 from app.models import Contact, ContactEmail, ContactExternalId, ContactPhone
+
+SearchableContact = searchable_view(Contact)
 
 
 @dataclass(frozen=True)
@@ -29,8 +31,6 @@ class ContactFilters:
     created_before: datetime | None = None
     updated_after: datetime | None = None
     updated_before: datetime | None = None
-    # Normalised search: every group must match (AND), by any of its patterns (OR).
-    search_patterns: Sequence[Sequence[str]] = field(default_factory=tuple)
 
 
 def _with_children(statement: Select[Any]) -> Select[Any]:
@@ -58,6 +58,19 @@ class ContactRepository:
         found: Contact | None = result.scalars().unique().one_or_none()
         return found
 
+    async def merged_into(
+        self, workspace_id: uuid.UUID, contact_id: uuid.UUID
+    ) -> tuple[bool, uuid.UUID | None]:
+        """Whether the contact exists, and the survivor it was merged into if it was."""
+        row = (
+            await self.session.execute(
+                select(Contact.merged_into_id).where(
+                    Contact.workspace_id == workspace_id, Contact.id == contact_id
+                )
+            )
+        ).one_or_none()
+        return (False, None) if row is None else (True, row.merged_into_id)
+
     async def get_many(
         self, workspace_id: uuid.UUID, contact_ids: Iterable[uuid.UUID], *, for_update: bool = False
     ) -> list[Contact]:
@@ -71,23 +84,25 @@ class ContactRepository:
             statement = statement.with_for_update(of=Contact)
         return list((await self.session.execute(statement)).scalars().unique().all())
 
-    def _filtered(self, workspace_id: uuid.UUID, filters: ContactFilters) -> Select[Any]:
-        statement = select(Contact).where(
-            Contact.workspace_id == workspace_id, Contact.merged_into_id.is_(None)
+    def _filtered(
+        self, workspace_id: uuid.UUID, filters: ContactFilters, entity: Any = Contact
+    ) -> Select[Any]:
+        statement = select(entity).where(
+            entity.workspace_id == workspace_id, entity.merged_into_id.is_(None)
         )
         if filters.lifecycle_stages:
-            statement = statement.where(Contact.lifecycle_stage.in_(filters.lifecycle_stages))
+            statement = statement.where(entity.lifecycle_stage.in_(filters.lifecycle_stages))
         if filters.tags:
-            statement = statement.where(Contact.tags.contains(list(filters.tags)))
+            statement = statement.where(entity.tags.contains(list(filters.tags)))
         if filters.account_id is not None:
-            statement = statement.where(Contact.account_id == filters.account_id)
+            statement = statement.where(entity.account_id == filters.account_id)
         if filters.owner_id is not None:
-            statement = statement.where(Contact.owner_id == filters.owner_id)
-        email_of_contact = (ContactEmail.workspace_id == Contact.workspace_id) & (
-            ContactEmail.contact_id == Contact.id
+            statement = statement.where(entity.owner_id == filters.owner_id)
+        email_of_contact = (ContactEmail.workspace_id == entity.workspace_id) & (
+            ContactEmail.contact_id == entity.id
         )
-        phone_of_contact = (ContactPhone.workspace_id == Contact.workspace_id) & (
-            ContactPhone.contact_id == Contact.id
+        phone_of_contact = (ContactPhone.workspace_id == entity.workspace_id) & (
+            ContactPhone.contact_id == entity.id
         )
         if filters.email is not None:
             statement = statement.where(
@@ -104,13 +119,13 @@ class ContactRepository:
             has = exists().where(phone_of_contact)
             statement = statement.where(has if filters.has_phone else ~has)
         if filters.created_after is not None:
-            statement = statement.where(Contact.created_at >= filters.created_after)
+            statement = statement.where(entity.created_at >= filters.created_after)
         if filters.created_before is not None:
-            statement = statement.where(Contact.created_at < filters.created_before)
+            statement = statement.where(entity.created_at < filters.created_before)
         if filters.updated_after is not None:
-            statement = statement.where(Contact.updated_at >= filters.updated_after)
+            statement = statement.where(entity.updated_at >= filters.updated_after)
         if filters.updated_before is not None:
-            statement = statement.where(Contact.updated_at < filters.updated_before)
+            statement = statement.where(entity.updated_at < filters.updated_before)
         return statement
 
     async def find(
@@ -123,30 +138,22 @@ class ContactRepository:
         self,
         workspace_id: uuid.UUID,
         filters: ContactFilters,
-        query_key: str,
+        terms: SearchTerms,
         *,
         limit: int,
         after: tuple[float, uuid.UUID] | None,
     ) -> list[tuple[Contact, float]]:
-        """Matches ranked best first: how much of the query the contact's text contains.
-
-        The matching runs in ``crm_search_contacts()`` (see migration 0003), where the
-        trigram index can serve it; the score is an exact numeric, so a cursor carrying it
-        compares equal next time.
-        """
-        found = matches("crm_search_contacts", query_key, filters.search_patterns)
-        score = found.c.score
-        statement = (
-            self._filtered(workspace_id, replace(filters, search_patterns=()))
-            .join(found, Contact.id == found.c.id)
-            .add_columns(score)
+        """Matches ranked best first: how much of the query the contact's text contains."""
+        statement = ranked(
+            Contact,
+            SearchableContact,
+            self._filtered(workspace_id, filters, SearchableContact),
+            terms,
+            workspace_id=workspace_id,
+            limit=limit,
+            after=after,
         )
-        if after is not None:
-            statement = statement.where(tuple_(score, Contact.id) < tuple_(after[0], after[1]))
-        statement = _with_children(
-            statement.order_by(score.desc(), Contact.id.desc()).limit(limit + 1)
-        )
-        rows = (await self.session.execute(statement)).unique().all()
+        rows = (await self.session.execute(_with_children(statement))).unique().all()
         return [(row[0], float(row[1])) for row in rows]
 
     async def email_owners(

@@ -6,7 +6,7 @@ import contextlib
 import re
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -36,10 +36,12 @@ from app.kit.pagination import (
 )
 from app.kit.search import (
     RELEVANCE,
+    SearchTerms,
     relevance_after,
     relevance_page,
-    substring_pattern,
+    substring,
     text_terms,
+    use_custom_plans,
 )
 from app.kit.validators import ExternalIds
 from app.models import Contact, ContactEmail, ContactExternalId, ContactPhone, Workspace
@@ -112,6 +114,23 @@ def search_source(contact: Contact, emails: Sequence[str], phones: Sequence[str]
 
 class ContactService:
     # -- reading -----------------------------------------------------------------------------
+    async def require_live(
+        self, session: AsyncSession, auth: AuthContext, contact_id: uuid.UUID
+    ) -> None:
+        """Check that a live contact exists, in one light statement.
+
+        Raises:
+            ContactNotFound: no such contact in the caller's workspace.
+            ContactMerged: it was absorbed by a merge (the problem names the survivor).
+        """
+        found, merged_into_id = await ContactRepository(session).merged_into(
+            auth.workspace_id, contact_id
+        )
+        if not found:
+            raise ContactNotFound()
+        if merged_into_id is not None:
+            raise ContactMerged(merged_into_id)
+
     async def get(self, session: AsyncSession, auth: AuthContext, contact_id: uuid.UUID) -> Contact:
         """A live contact.
 
@@ -207,22 +226,16 @@ class ContactService:
         cursor: str | None,
     ) -> tuple[list[Contact], str | None]:
         after = relevance_after(cursor)
-        query_key, patterns = await self._search_terms(session, q, region)
-        if not patterns:
+        terms = await self._search_terms(session, q, region)
+        if not terms.groups:
             return [], None
         ranked = await repository.search(
-            auth.workspace_id,
-            replace(filters, search_patterns=patterns),
-            query_key,
-            limit=limit,
-            after=after,
+            auth.workspace_id, filters, terms, limit=limit, after=after
         )
         return relevance_page(ranked, limit, lambda contact: contact.id)
 
-    async def _search_terms(
-        self, session: AsyncSession, q: str, region: str
-    ) -> tuple[str, list[list[str]]]:
-        """The normalised query and the LIKE pattern groups a match must satisfy."""
+    async def _search_terms(self, session: AsyncSession, q: str, region: str) -> SearchTerms:
+        """The normalised query and the patterns a match must satisfy."""
         text = q.strip()
         if _PHONE_LIKE.match(text):
             # Digits as typed match a national or international form, or a fragment; a whole
@@ -231,7 +244,9 @@ class ContactService:
             forms = [typed]
             with contextlib.suppress(ValueError):
                 forms.append(normalize_phone(text, region).lstrip("+"))
-            return forms[-1], [[substring_pattern(form) for form in dict.fromkeys(forms)]]
+            patterns = tuple(substring(form) for form in dict.fromkeys(forms))
+            await use_custom_plans(session)
+            return SearchTerms(forms[-1], (patterns,))
         return await text_terms(session, text)
 
     def _phone_filter(self, phone: str | None, region: str) -> str | None:

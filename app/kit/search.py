@@ -1,44 +1,161 @@
 """Ranked text search over a trigram-indexed ``search_text`` column.
 
 ``search_text`` holds ``crm_search_key()`` of a record's searchable text (lower-cased, without
-accents or Thai tone marks). A query is normalised the same way, split into words, and every
-word must occur as a substring; matches are ranked by how much of the query they contain.
-Ranked pages carry the score in their cursor, so paging stays stable while others write.
+accents or Thai tone marks). A query is normalised the same way and split into words; every
+word must occur, as a substring when it has three letters or more (what a trigram can find)
+and at the start of a word when it has two. Matches are ranked by how much of the query they
+contain. Ranked pages carry the score in their cursor, so paging stays stable while others
+write.
+
+Searches read the ``<table>_searchable`` views (migration 0004), where the trigram index can
+serve the conditions under row-level security. A very common word matches a large part of a
+workspace; ranking every match would cost seconds, so only the first ``CANDIDATES`` matches
+(after the list's filters) are ranked. Below that, ranking is exact.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
 
-from sqlalchemy import Numeric, Text, Uuid, column, func, literal, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    MetaData,
+    Numeric,
+    Select,
+    Table,
+    and_,
+    func,
+    or_,
+    select,
+    tuple_,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.selectable import TableValuedAlias
+from sqlalchemy.orm import aliased
 
 from app.kit.errors import InvalidCursor
 from app.kit.pagination import _decode, _encode
 
 T = TypeVar("T")
 RELEVANCE = "relevance"
-# Shorter fragments match nearly everything and cannot use the trigram index.
+# One-letter fragments match nearly everything and no index can serve them.
 MIN_WORD = 2
+# Substrings need a whole trigram; two-letter words are matched as word starts instead.
+MIN_SUBSTRING = 3
+CANDIDATES = 500
+# Search patterns are bound parameters. A prepared statement's generic plan cannot see how
+# selective a pattern is and may scan the whole workspace, so searches plan every execution.
+_CUSTOM_PLANS = func.set_config("plan_cache_mode", "force_custom_plan", True)
+_REGEX_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """One way a word may match ``search_text``: a LIKE pattern or a regular expression."""
+
+    operator: Literal["like", "regex"]
+    value: str
+
+    def applied_to(self, column: Any) -> ColumnElement[bool]:
+        if self.operator == "like":
+            matched: ColumnElement[bool] = column.like(self.value)
+        else:
+            matched = column.op("~")(self.value)
+        return matched
+
+
+@dataclass(frozen=True)
+class SearchTerms:
+    """A normalised query: every group must match, by any of its patterns."""
+
+    key: str
+    groups: tuple[tuple[Pattern, ...], ...]
+
+    def condition(self, column: Any) -> ColumnElement[bool]:
+        return and_(*(or_(*(p.applied_to(column) for p in group)) for group in self.groups))
 
 
 def like_escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def substring_pattern(value: str) -> str:
-    return f"%{like_escape(value)}%"
+def substring(value: str) -> Pattern:
+    return Pattern("like", f"%{like_escape(value)}%")
 
 
-async def text_terms(session: AsyncSession, q: str) -> tuple[str, list[list[str]]]:
-    """The normalised query and its LIKE pattern groups (every group must match)."""
-    key: str = (await session.execute(select(func.crm_search_key(q.strip())))).scalar_one()
-    groups = [[substring_pattern(word)] for word in key.split() if len(word) >= MIN_WORD]
-    return key, groups
+def word_start(value: str) -> Pattern:
+    # pg_trgm pads words with spaces, so a match at a word start has an indexable trigram.
+    escaped = _REGEX_SPECIAL.sub(r"\\\1", value)
+    return Pattern("regex", f"(^| ){escaped}")
+
+
+def word_pattern(word: str) -> Pattern:
+    return substring(word) if len(word) >= MIN_SUBSTRING else word_start(word)
+
+
+async def use_custom_plans(session: AsyncSession) -> None:
+    """Plan the rest of the transaction's statements for their actual parameters."""
+    await session.execute(select(_CUSTOM_PLANS))
+
+
+async def text_terms(session: AsyncSession, q: str) -> SearchTerms:
+    """The normalised query and the patterns of its words (every word must match).
+
+    Also switches the transaction to custom plans (see ``use_custom_plans``), in the same
+    round trip.
+    """
+    result = await session.execute(select(func.crm_search_key(q.strip()), _CUSTOM_PLANS))
+    key: str = result.scalar_one()
+    words = dict.fromkeys(word for word in key.split() if len(word) >= MIN_WORD)
+    return SearchTerms(key, tuple((word_pattern(word),) for word in words))
+
+
+def searchable_view(model: type[T]) -> Any:
+    """``model`` read through its ``<table>_searchable`` view, with the same attributes."""
+    table: Table = model.__table__  # type: ignore[attr-defined]
+    view = Table(
+        f"{table.name}_searchable",
+        MetaData(),
+        *(Column(column.name, column.type, key=column.key) for column in table.columns),
+    )
+    return aliased(model, view, adapt_on_names=True, name=view.name)
+
+
+def ranked(
+    model: Any,
+    view: Any,
+    filtered: Select[Any],
+    terms: SearchTerms,
+    *,
+    workspace_id: uuid.UUID,
+    limit: int,
+    after: tuple[float, uuid.UUID] | None,
+) -> Select[Any]:
+    """``model`` rows with their scores, best first, one more than ``limit``.
+
+    ``filtered`` selects from ``view`` with the list's filters; the search conditions are added
+    here. The score is an exact numeric, so a cursor carrying it compares equal next time.
+    """
+    candidates = (
+        filtered.with_only_columns(view.id, view.search_text)
+        .where(terms.condition(view.search_text))
+        .limit(CANDIDATES)
+        .subquery("candidates")
+    )
+    similarity = func.word_similarity(terms.key, candidates.c.search_text)
+    scored = select(
+        candidates.c.id, func.round(similarity.cast(Numeric), 4).label("score")
+    ).subquery("scored")
+    statement = select(model, scored.c.score).join(
+        scored, and_(model.workspace_id == workspace_id, model.id == scored.c.id)
+    )
+    if after is not None:
+        statement = statement.where(tuple_(scored.c.score, model.id) < tuple_(after[0], after[1]))
+    return statement.order_by(scored.c.score.desc(), model.id.desc()).limit(limit + 1)
 
 
 def relevance_after(cursor: str | None) -> tuple[float, uuid.UUID] | None:
@@ -63,24 +180,3 @@ def relevance_page(
         return [item for item, _ in page], None
     last, score = page[-1]
     return [item for item, _ in page], _encode([RELEVANCE, score, str(id_of(last))])
-
-
-def matches(function: str, key: str, groups: Sequence[Sequence[str]]) -> TableValuedAlias:
-    """Rows matching the pattern groups, with their scores: ``crm_search_<table>()``.
-
-    Single-pattern groups must all match; at most one group may offer alternatives (a phone
-    number in the forms it may be stored in), of which one must match.
-    """
-    every = [group[0] for group in groups if len(group) == 1]
-    alternatives = [list(group) for group in groups if len(group) > 1]
-    if len(alternatives) > 1:
-        raise ValueError("at most one group of alternatives")
-    call = getattr(func, function)(
-        key,
-        literal(every, type_=ARRAY(Text)),
-        literal(alternatives[0] if alternatives else [], type_=ARRAY(Text)),
-    )
-    found: TableValuedAlias = call.table_valued(column("id", Uuid), column("score", Numeric)).alias(
-        "matches"
-    )
-    return found

@@ -94,11 +94,47 @@ async def test_one_box_finds_names_emails_and_phones(
 async def test_best_match_first(
     client: httpx.AsyncClient, workspace: WorkspaceHandle, people: dict[str, str]
 ) -> None:
-    # "Trần" contains "an" too (tran), but a whole word "An" ranks above a part of one.
+    # A whole word "An" ranks above a word that only starts with it.
     found = await search(client, workspace, q="an")
-    assert set(found[:2]) == {"Anna Andersen", "Nguyễn Văn An"}
-    assert found[2:] == ["Trần Thị Bích Ngọc"]
+    assert found == ["Nguyễn Văn An", "Anna Andersen"]
     assert (await search(client, workspace, q="van an"))[0] == "Nguyễn Văn An"
+
+
+async def test_two_letter_words_match_word_starts_and_longer_ones_any_part(
+    client: httpx.AsyncClient, workspace: WorkspaceHandle, people: dict[str, str]
+) -> None:
+    # No trigram index serves a two-letter substring, so "an" finds words starting with it
+    # (not "Trần"); three letters and more match inside words.
+    assert "Trần Thị Bích Ngọc" not in await search(client, workspace, q="an")
+    assert await search(client, workspace, q="ran") == ["Trần Thị Bích Ngọc"]
+    assert await search(client, workspace, q="สม") == ["นายสมชาย ใจดี"]
+    assert await search(client, workspace, q="a.") == []
+
+
+async def test_filters_apply_before_the_ranking_cap(
+    client: httpx.AsyncClient, workspace: WorkspaceHandle
+) -> None:
+    # More matches than the ranked candidates: a filtered search must still find the one
+    # contact that passes the filter, wherever it lies among the matches.
+    common = [{"given_name": "Somchai", "family_name": f"Common {n}"} for n in range(1000)]
+    response = await client.post(
+        "/v1/contacts/batch", headers=workspace.headers, json={"items": common}
+    )
+    assert response.status_code == 200, response.text
+    tagged = await client.post(
+        "/v1/contacts",
+        headers=workspace.headers,
+        json={"given_name": "Somchai", "family_name": "Rare", "tags": ["needle"]},
+    )
+    assert tagged.status_code == 201, tagged.text
+    for name in ("Somchai", "Extra"):
+        more = [{"given_name": name, "family_name": f"Later {n}"} for n in range(200)]
+        await client.post("/v1/contacts/batch", headers=workspace.headers, json={"items": more})
+    assert await search(client, workspace, q="somchai", tag="needle") == ["Somchai Rare"]
+    page = await client.get(
+        "/v1/contacts", headers=workspace.headers, params={"q": "somchai", "limit": 100}
+    )
+    assert len(page.json()["data"]) == 100
 
 
 async def test_search_pages_with_a_cursor(
