@@ -287,6 +287,9 @@ def demo(
                 "accounts": counts.accounts,
                 "contacts": counts.contacts,
                 "relationships": counts.relationships,
+                "interactions": counts.interactions,
+                "purchases": counts.purchases,
+                "refunds": counts.refunds,
             },
         }
 
@@ -294,8 +297,9 @@ def demo(
     counts = result["counts"]
     _emit(result, as_json, [
         f"workspace {result['workspace_id']} ({result['name']})",
-        f"loaded {counts['accounts']} accounts, {counts['contacts']} contacts and "
-        f"{counts['relationships']} relationships",
+        f"loaded {counts['accounts']} accounts, {counts['contacts']} contacts, "
+        f"{counts['relationships']} relationships, {counts['interactions']} interactions, "
+        f"{counts['purchases']} purchases and {counts['refunds']} refunds",
         f"admin API key (shown once): {result['api_key']}",
     ])  # fmt: skip
 

@@ -26,6 +26,7 @@ from app.contact.relationship_schemas import RelationshipCreate
 from app.contact.relationships import relationship as relationship_service
 from app.contact.schemas import ContactCreate
 from app.contact.service import contact as contact_service
+from app.demo_history import DemoHistory, generate_history, load_history
 from app.kit.schemas import parse_input
 from app.models.contact_relationship import RELATIONSHIP_INVERSES
 from app.workspace.service import NewWorkspace
@@ -359,6 +360,7 @@ class DemoData:
     accounts: list[AccountSeed]
     contacts: list[ContactSeed]
     relationships: list[RelationshipSeed]
+    history: DemoHistory = field(default_factory=lambda: DemoHistory([], []))
 
 
 @dataclass(frozen=True)
@@ -366,6 +368,9 @@ class DemoCounts:
     accounts: int
     contacts: int
     relationships: int  # links; each is also stored as its inverse on the other contact
+    interactions: int = 0
+    purchases: int = 0
+    refunds: int = 0
 
 
 @dataclass(frozen=True)
@@ -582,6 +587,12 @@ def generate(contacts: int = DEFAULT_CONTACTS, seed: int = DEFAULT_SEED) -> Demo
     _add_referrals(gen, people)
     bodies = [_contact_body(gen, person) for person in people]
     links = _relationships(people)
+    history = generate_history(
+        seed,
+        countries=[person.country for person in people],
+        stages=[body.get("lifecycle_stage", "lead") for body in bodies],
+        stores=[f"{person.city.store_code}-01" for person in people],
+    )
     return DemoData(
         accounts=accounts,
         contacts=[
@@ -589,6 +600,7 @@ def generate(contacts: int = DEFAULT_CONTACTS, seed: int = DEFAULT_SEED) -> Demo
             for person, body in zip(people, bodies, strict=True)
         ],
         relationships=links,
+        history=history,
     )
 
 
@@ -811,8 +823,14 @@ async def load(session: AsyncSession, auth: AuthContext, data: DemoData) -> Demo
         await relationship_service.create(
             session, auth, contact_ids[link.contact], parse_input(RelationshipCreate, request)
         )
+    history = await load_history(session, auth, data.history, contact_ids)
     return DemoCounts(
-        accounts=len(account_ids), contacts=len(contact_ids), relationships=len(data.relationships)
+        accounts=len(account_ids),
+        contacts=len(contact_ids),
+        relationships=len(data.relationships),
+        interactions=history.interactions,
+        purchases=history.purchases,
+        refunds=history.refunds,
     )
 
 

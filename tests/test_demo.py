@@ -241,3 +241,35 @@ async def test_accounts_have_a_hierarchy_and_contacts(
         c["id"] for c in linked if c["account_id"] == account_id
     }
     assert all("b2b" in c["tags"] and c["attributes"].get("job_title") for c in linked)
+
+
+async def test_the_demo_has_a_history_on_every_channel(
+    client: httpx.AsyncClient, demo: Demo
+) -> None:
+    assert demo.counts.interactions > CONTACTS
+    assert demo.counts.purchases > CONTACTS / 2
+    assert demo.counts.refunds > 0
+    chats = await get(client, demo, "/v1/interactions", channel="chat", limit=200)
+    apps = {item["attributes"].get("app") for item in chats["data"]}
+    assert {"LINE", "Zalo"} <= apps
+    visits = await get(client, demo, "/v1/interactions", type="visit", limit=5)
+    assert visits["data"]
+    assert all(item["channel"] == "store" for item in visits["data"])
+    currencies = {
+        item["total"]["currency"]
+        for item in (await get(client, demo, "/v1/purchases", limit=200))["data"]
+    }
+    assert currencies == {"THB", "VND"}
+
+
+async def test_a_demo_customer_has_a_full_single_view(
+    client: httpx.AsyncClient, demo: Demo
+) -> None:
+    purchases = (await get(client, demo, "/v1/purchases", limit=1))["data"]
+    contact_id = purchases[0]["contact_id"]
+    view = await get(client, demo, f"/v1/contacts/{contact_id}/360")
+    assert view["purchases"]["summary"]["lifetime_count"] >= 1
+    assert view["purchases"]["summary"]["last_purchase_at"] is not None
+    assert view["interactions"]["total"] >= 1
+    timeline = await get(client, demo, f"/v1/contacts/{contact_id}/timeline")
+    assert {"interaction", "purchase"} <= {entry["kind"] for entry in timeline["data"]}

@@ -200,3 +200,7 @@ ContactsWrite = Annotated[AuthContext, Depends(Authenticator(Scope.contacts_writ
 # Accounts are read and written with the contacts scopes: the scope list has no accounts area.
 AccountsRead = ContactsRead
 AccountsWrite = ContactsWrite
+PurchasesRead = Annotated[AuthContext, Depends(Authenticator(Scope.purchases_read))]
+PurchasesWrite = Annotated[AuthContext, Depends(Authenticator(Scope.purchases_write))]
+InteractionsRead = Annotated[AuthContext, Depends(Authenticator(Scope.interactions_read))]
+InteractionsWrite = Annotated[AuthContext, Depends(Authenticator(Scope.interactions_write))]

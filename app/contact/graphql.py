@@ -16,6 +16,7 @@ from app.contact.relationship_schemas import RelationshipCreate
 from app.contact.relationships import relationship as relationship_service
 from app.contact.service import ContactQuery
 from app.contact.service import contact as contact_service
+from app.contact_view import graphql as history
 from app.graphql.common import ExternalIdInput, ExternalIdType, external_ids_dict
 from app.graphql.context import Context
 from app.graphql.dataloaders.account_by_id import account_by_id
@@ -106,6 +107,24 @@ class ContactType:
     async def relationships(self, info: Info[Context, None]) -> list[RelationshipType]:
         rows = await info.context.loaders.get(relationships_by_contact).load(self.id)
         return [RelationshipType.from_model(row) for row in rows]
+
+    interactions = strawberry.field(
+        resolver=history.interactions,
+        description="Interactions on every channel, newest first. Needs `interactions:read`.",
+    )
+    purchases = strawberry.field(
+        resolver=history.purchases,
+        description="Purchases, newest first. Needs `purchases:read`.",
+    )
+    timeline = strawberry.field(
+        resolver=history.timeline,
+        description="Everything that happened with the contact, newest first; kinds the key "
+        "cannot read are left out.",
+    )
+    summary = strawberry.field(
+        resolver=history.summary,
+        description="Interaction counts, open feedback and purchase summary.",
+    )
 
     @classmethod
     def from_model(cls, record: Contact) -> ContactType:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import strawberry
 
+from app.kit.money import Money
+
 
 @strawberry.type(name="ExternalId")
 class ExternalIdType:
@@ -28,3 +30,19 @@ def external_ids_dict(items: list[ExternalIdInput] | None) -> dict[str, str | No
     if items is None:
         return None
     return {item.system: item.value for item in items}
+
+
+@strawberry.type(name="Money")
+class MoneyType:
+    amount: str = strawberry.field(description='Decimal string, e.g. "1250.50".')
+    currency: str = strawberry.field(description="ISO 4217 code.")
+
+    @classmethod
+    def from_money(cls, money: Money) -> MoneyType:
+        return cls(amount=format(money.amount, "f"), currency=money.currency)
+
+
+@strawberry.input(description='An amount, e.g. {amount: "1250.50", currency: "THB"}.')
+class MoneyInput:
+    amount: str
+    currency: str

@@ -6,16 +6,37 @@ import strawberry
 from strawberry.extensions import AddValidationRules, MaxAliasesLimiter, QueryDepthLimiter
 from strawberry.tools import merge_types
 
+import app.modules  # noqa: F401  (registrations)
 from app.account.graphql import AccountMutation, AccountRootQuery
 from app.api_key.graphql import ApiKeyMutation, ApiKeyQuery
 from app.config import Settings
 from app.contact.graphql import ContactMutation, ContactRootQuery
 from app.graphql.extensions import ProblemCodes, cost_limit_rule
+from app.interaction.graphql import InteractionMutation, InteractionRootQuery
+from app.purchase.graphql import PurchaseMutation, PurchaseRootQuery
 from app.workspace.graphql import WorkspaceMutation, WorkspaceQuery
 
-Query = merge_types("Query", (WorkspaceQuery, ApiKeyQuery, ContactRootQuery, AccountRootQuery))
+Query = merge_types(
+    "Query",
+    (
+        WorkspaceQuery,
+        ApiKeyQuery,
+        ContactRootQuery,
+        AccountRootQuery,
+        InteractionRootQuery,
+        PurchaseRootQuery,
+    ),
+)
 Mutation = merge_types(
-    "Mutation", (WorkspaceMutation, ApiKeyMutation, ContactMutation, AccountMutation)
+    "Mutation",
+    (
+        WorkspaceMutation,
+        ApiKeyMutation,
+        ContactMutation,
+        AccountMutation,
+        InteractionMutation,
+        PurchaseMutation,
+    ),
 )
 
 

@@ -6,7 +6,9 @@ from app.models.contact import Contact, ContactEmail, ContactExternalId, Contact
 from app.models.contact_merge import ContactMerge
 from app.models.contact_relationship import ContactRelationship
 from app.models.idempotency_key import IdempotencyKey
+from app.models.interaction import Interaction, InteractionExternalId
 from app.models.outbox_event import OutboxEvent
+from app.models.purchase import Purchase, PurchaseExternalId, PurchaseItem, PurchaseRefund
 from app.models.workspace import Workspace
 
 # Tables carrying customer data: row-level security applies to each (see the migrations).
@@ -23,6 +25,12 @@ TENANT_TABLES = (
     "contact_external_ids",
     "contact_relationships",
     "contact_merges",
+    "interactions",
+    "interaction_external_ids",
+    "purchases",
+    "purchase_items",
+    "purchase_refunds",
+    "purchase_external_ids",
 )
 
 __all__ = [
@@ -37,6 +45,12 @@ __all__ = [
     "ContactPhone",
     "ContactRelationship",
     "IdempotencyKey",
+    "Interaction",
+    "InteractionExternalId",
     "OutboxEvent",
+    "Purchase",
+    "PurchaseExternalId",
+    "PurchaseItem",
+    "PurchaseRefund",
     "Workspace",
 ]

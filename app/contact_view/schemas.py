@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from pydantic import Field
+
+from app.account.schemas import Account
+from app.contact.relationship_schemas import Relationship
+from app.contact.schemas import Contact
+from app.interaction.schemas import Interaction
+from app.kit.schemas import Schema
+from app.purchase.schemas import Purchase, PurchaseSummary
+
+
+class InteractionsSection(Schema):
+    total: int = Field(description="Interactions on every channel.")
+    by_channel: dict[str, int] = Field(description="Channels without any are left out.")
+    recent: list[Interaction] = Field(description="The newest first.")
+
+
+class PurchasesSection(Schema):
+    summary: PurchaseSummary
+    recent: list[Purchase] = Field(description="The newest first.")
+
+
+class ContactView(Schema):
+    """Everything an agent needs before picking up the phone, in one answer.
+
+    A section the key has no read scope for is null: `interactions` and `open_feedback` need
+    `interactions:read`, `purchases` needs `purchases:read`.
+    """
+
+    contact: Contact
+    account: Account | None
+    relationships: list[Relationship]
+    interactions: InteractionsSection | None
+    open_feedback: list[Interaction] | None = Field(
+        description="Negative or urgent feedback not yet resolved, the newest first."
+    )
+    purchases: PurchasesSection | None

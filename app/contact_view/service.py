@@ -1,0 +1,73 @@
+"""The single view of a customer: profile, account, history and value in one call.
+
+Every section is one statement whatever the length of the contact's history, so the view
+costs the same for a new contact and for one with years of interactions.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.account.service import account as account_service
+from app.auth.dependencies import AuthContext
+from app.auth.scopes import Scope
+from app.contact.relationship_schemas import Relationship
+from app.contact.relationships import relationship as relationship_service
+from app.contact.service import contact as contact_service
+from app.contact_view.schemas import ContactView, InteractionsSection, PurchasesSection
+from app.interaction.service import interaction as interaction_service
+from app.purchase.service import purchase as purchase_service
+
+DEFAULT_RECENT = 5
+
+
+async def view(
+    session: AsyncSession, auth: AuthContext, contact_id: uuid.UUID, *, recent: int
+) -> ContactView:
+    """The contact's single view; sections the key may not read are null.
+
+    Raises:
+        ContactNotFound / ContactMerged: no such live contact in the workspace.
+    """
+    contact = await contact_service.get(session, auth, contact_id)
+    ids = [contact.id]
+    account = None
+    if contact.account_id is not None:
+        found = (await account_service.get_many(session, auth, [contact.account_id])).get(
+            contact.account_id
+        )
+        account = account_service.to_schema(found) if found is not None else None
+    links = (await relationship_service.by_contacts(session, auth, ids)).get(contact.id, [])
+    interactions = open_feedback = None
+    if auth.has(Scope.interactions_read):
+        counts = (await interaction_service.counts_by_channel(session, auth, ids)).get(
+            contact.id, {}
+        )
+        latest = await interaction_service.recent_for_contacts(session, auth, ids, recent)
+        attention = await interaction_service.open_feedback_for_contacts(session, auth, ids, recent)
+        interactions = InteractionsSection(
+            total=sum(counts.values()),
+            by_channel=counts,
+            recent=[interaction_service.to_schema(row) for row in latest.get(contact.id, [])],
+        )
+        open_feedback = [
+            interaction_service.to_schema(row) for row in attention.get(contact.id, [])
+        ]
+    purchases = None
+    if auth.has(Scope.purchases_read):
+        summaries = await purchase_service.summaries_for_contacts(session, auth, ids)
+        latest_purchases = await purchase_service.recent_for_contacts(session, auth, ids, recent)
+        purchases = PurchasesSection(
+            summary=summaries[contact.id],
+            recent=[purchase_service.to_schema(row) for row in latest_purchases[contact.id]],
+        )
+    return ContactView(
+        contact=contact_service.to_schema(contact),
+        account=account,
+        relationships=[Relationship.model_validate(row) for row in links],
+        interactions=interactions,
+        open_feedback=open_feedback,
+        purchases=purchases,
+    )

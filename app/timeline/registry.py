@@ -1,0 +1,66 @@
+"""What a contact's timeline is made of: each module registers its kind of entry.
+
+A source says how to find a contact's entries (a select of ``occurred_at`` and ``id``, newest
+first, already filtered) and how to load a page's worth of them. The timeline merges the
+sources in one statement; a module that adds entries registers a source when it is imported,
+without editing the timeline.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.dependencies import AuthContext
+from app.auth.scopes import Scope
+
+
+@dataclass(frozen=True)
+class TimelineFilter:
+    kinds: Sequence[str] = ()
+    channels: Sequence[str] = ()
+    occurred_after: datetime | None = None
+    occurred_before: datetime | None = None
+
+
+@dataclass(frozen=True)
+class LoadedEntry:
+    """An entry's presentation: its channel, a one-line summary and its full record."""
+
+    channel: str | None
+    summary: str
+    data: dict[str, Any]
+
+
+# (workspace id, contact id, filter) -> SELECT occurred_at, id ... of the contact's entries.
+EntriesOf = Callable[[uuid.UUID, uuid.UUID, TimelineFilter], Select[datetime, uuid.UUID]]
+# (session, auth, ids) -> the entries with those ids.
+LoadEntries = Callable[
+    [AsyncSession, AuthContext, Sequence[uuid.UUID]], Awaitable[dict[uuid.UUID, LoadedEntry]]
+]
+
+
+@dataclass(frozen=True)
+class TimelineSource:
+    kind: str
+    # Keys without this scope do not see these entries (the rest of the timeline stays).
+    scope: Scope
+    entries_of: EntriesOf
+    load: LoadEntries
+
+
+_sources: dict[str, TimelineSource] = {}
+
+
+def register_timeline_source(source: TimelineSource) -> None:
+    _sources[source.kind] = source
+
+
+def timeline_sources() -> list[TimelineSource]:
+    return [_sources[kind] for kind in sorted(_sources)]
