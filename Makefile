@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run test lint format typecheck schema schema-check pytest bench bench-search clean
+.PHONY: install run test lint format typecheck schema schema-check pytest bench bench-search bench-history clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -58,6 +58,10 @@ bench: install
 CONTACTS ?= 100000
 bench-search: install
 	$(BIN)/python -m bench.search --contacts $(CONTACTS)
+
+## Batch interaction ingest, and timeline / 360 latency of one contact with 10,000 entries.
+bench-history: install
+	$(BIN)/python -m bench.history
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

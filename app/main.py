@@ -123,6 +123,9 @@ def serve_app() -> FastAPI:
     return create_app(settings)
 
 
+BACKGROUND_TASK_PREFIX = "crm-background:"
+
+
 async def _record_key_usage(database: Database) -> None:
     try:
         while True:
@@ -145,11 +148,16 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         owned = database is None
         app.state.database = database or await _connect(settings)
         await _warn_if_rls_bypassed(app.state.database)
+        # Named, so that logs and statement counts can tell their work from requests'.
         background = [
             asyncio.create_task(
-                _prune_idempotency_keys(app.state.database, settings.idempotency_ttl_hours)
+                _prune_idempotency_keys(app.state.database, settings.idempotency_ttl_hours),
+                name=f"{BACKGROUND_TASK_PREFIX}prune-idempotency-keys",
             ),
-            asyncio.create_task(_record_key_usage(app.state.database)),
+            asyncio.create_task(
+                _record_key_usage(app.state.database),
+                name=f"{BACKGROUND_TASK_PREFIX}record-key-usage",
+            ),
         ]
         try:
             yield

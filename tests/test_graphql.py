@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Iterator
 from typing import Any
@@ -11,6 +12,7 @@ from app.auth.scopes import Scope
 from app.config import Settings
 from app.db.session import Database
 from app.graphql.schema import create_schema
+from app.main import BACKGROUND_TASK_PREFIX
 from tests.conftest import WorkspaceHandle
 from tests.test_conventions import assert_problem
 
@@ -34,9 +36,14 @@ def codes(result: dict[str, Any]) -> list[str]:
 
 @contextlib.contextmanager
 def count_statements(database: Database) -> Iterator[list[str]]:
+    """Statements run through the engine meanwhile, except the app's periodic background work
+    (e.g. the API key usage flush), which may run at any moment."""
     statements: list[str] = []
 
     def record(*args: Any) -> None:
+        task = asyncio.current_task()
+        if task is not None and task.get_name().startswith(BACKGROUND_TASK_PREFIX):
+            return
         statements.append(args[2])
 
     event.listen(database.engine.sync_engine, "before_cursor_execute", record)
@@ -296,3 +303,17 @@ async def test_nested_field_is_batched_by_a_dataloader(
     admin = next(node for node in nodes if node["name"] == "admin")
     assert admin["createdBy"] is None
     assert len(large) == len(small), (small, large)
+
+
+async def test_statement_counts_leave_out_background_work(database: Database) -> None:
+    from sqlalchemy import text
+
+    async def select_one() -> None:
+        async with database.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    with count_statements(database) as statements:
+        await asyncio.create_task(select_one(), name=f"{BACKGROUND_TASK_PREFIX}test")
+        assert statements == []
+        await select_one()
+    assert statements == ["SELECT 1"]

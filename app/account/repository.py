@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Select, delete, func, select, tuple_, update
+from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from app.db.pairs import text_pairs
 from app.kit.pagination import Keyset
 from app.kit.search import SearchTerms, ranked, searchable_view
 from app.models import Account, AccountExternalId, Contact
@@ -147,12 +148,16 @@ class AccountRepository:
         wanted = list(pairs)
         if not wanted:
             return {}
+        listed = text_pairs(wanted)
         result = await self.session.execute(
-            select(
-                AccountExternalId.system, AccountExternalId.value, AccountExternalId.account_id
-            ).where(
+            select(AccountExternalId.system, AccountExternalId.value, AccountExternalId.account_id)
+            .join(
+                listed,
+                (AccountExternalId.system == listed.c.system)
+                & (AccountExternalId.value == listed.c.value),
+            )
+            .where(
                 AccountExternalId.workspace_id == workspace_id,
-                tuple_(AccountExternalId.system, AccountExternalId.value).in_(wanted),
             )
         )
         return {(row.system, row.value): row.account_id for row in result}

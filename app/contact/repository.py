@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, exists, func, select, tuple_
+from sqlalchemy import Select, delete, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from app.db.pairs import text_pairs
 from app.kit.pagination import Keyset
 from app.kit.search import SearchTerms, ranked, searchable_view
 from app.models import Contact, ContactEmail, ContactExternalId, ContactPhone
@@ -175,12 +176,16 @@ class ContactRepository:
         wanted = list(pairs)
         if not wanted:
             return {}
+        listed = text_pairs(wanted)
         result = await self.session.execute(
-            select(
-                ContactExternalId.system, ContactExternalId.value, ContactExternalId.contact_id
-            ).where(
+            select(ContactExternalId.system, ContactExternalId.value, ContactExternalId.contact_id)
+            .join(
+                listed,
+                (ContactExternalId.system == listed.c.system)
+                & (ContactExternalId.value == listed.c.value),
+            )
+            .where(
                 ContactExternalId.workspace_id == workspace_id,
-                tuple_(ContactExternalId.system, ContactExternalId.value).in_(wanted),
             )
         )
         return {(row.system, row.value): row.contact_id for row in result}

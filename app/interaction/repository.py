@@ -18,13 +18,13 @@ from sqlalchemy import (
     select,
     text,
     true,
-    tuple_,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, with_expression
 
+from app.db.pairs import text_pairs
 from app.kit.ids import uuid7
 from app.kit.pagination import Keyset
 from app.models import Contact, Interaction, InteractionExternalId
@@ -211,14 +211,20 @@ class InteractionRepository:
         wanted = list(set(pairs))
         if not wanted:
             return {}
+        listed = text_pairs(wanted)
         result = await self.session.execute(
             select(
                 InteractionExternalId.system,
                 InteractionExternalId.value,
                 InteractionExternalId.interaction_id,
-            ).where(
+            )
+            .join(
+                listed,
+                (InteractionExternalId.system == listed.c.system)
+                & (InteractionExternalId.value == listed.c.value),
+            )
+            .where(
                 InteractionExternalId.workspace_id == workspace_id,
-                tuple_(InteractionExternalId.system, InteractionExternalId.value).in_(wanted),
             )
         )
         return {(row.system, row.value): row.interaction_id for row in result}

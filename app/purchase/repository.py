@@ -6,11 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, case, delete, func, select, text, true, tuple_
+from sqlalchemy import Select, and_, bindparam, case, delete, func, select, text, true
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
+from app.db.pairs import text_pairs
 from app.kit.pagination import Keyset
 from app.models import Contact, Purchase, PurchaseExternalId, PurchaseRefund
 
@@ -217,14 +218,20 @@ class PurchaseRepository:
         wanted = list(pairs)
         if not wanted:
             return {}
+        listed = text_pairs(wanted)
         result = await self.session.execute(
             select(
                 PurchaseExternalId.system,
                 PurchaseExternalId.value,
                 PurchaseExternalId.purchase_id,
-            ).where(
+            )
+            .join(
+                listed,
+                (PurchaseExternalId.system == listed.c.system)
+                & (PurchaseExternalId.value == listed.c.value),
+            )
+            .where(
                 PurchaseExternalId.workspace_id == workspace_id,
-                tuple_(PurchaseExternalId.system, PurchaseExternalId.value).in_(wanted),
             )
         )
         return {(row.system, row.value): row.purchase_id for row in result}
