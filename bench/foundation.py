@@ -47,9 +47,9 @@ from types import FrameType
 from typing import IO, Any
 
 import psutil
-from sqlalchemy.engine import make_url
 
 from app.db.embedded import EmbeddedPostgres
+from app.db.scratch import plain_dsn
 from bench import loadgen
 from bench.baselines import APPS
 
@@ -685,12 +685,6 @@ def start_baselines(processes: Processes, dsn: str, workspace_id: str) -> dict[s
     for server in servers.values():
         wait_until_ok(server, "/", timeout=60)
     return servers
-
-
-def plain_dsn(sqlalchemy_url: str) -> str:
-    return (
-        make_url(sqlalchemy_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    )
 
 
 def _interrupt(_signum: int, _frame: FrameType | None) -> None:

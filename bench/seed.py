@@ -55,10 +55,10 @@ from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
-from sqlalchemy.engine import make_url
 
 from app.contact.service import derive_display_name, search_source
 from app.db.embedded import EmbeddedPostgres
+from app.db.scratch import plain_dsn
 from app.kit.collation import sort_key
 from app.kit.contact_points import normalize_email, normalize_phone
 from bench import names
@@ -405,12 +405,6 @@ def _check(samples: Sequence[tuple[str, SimpleNamespace, list[str], list[str]]])
 
 
 # -- loading ---------------------------------------------------------------------------------
-
-
-def plain_dsn(sqlalchemy_url: str) -> str:
-    return (
-        make_url(sqlalchemy_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    )
 
 
 def crm_command() -> str:

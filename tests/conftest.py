@@ -32,6 +32,7 @@ from app.auth.scopes import Scope
 from app.config import Settings
 from app.db import migrate
 from app.db.embedded import EmbeddedPostgres
+from app.db.scratch import create_database, drop_database, plain_dsn
 from app.db.session import Database
 from app.main import create_app
 from app.workspace.service import workspace as workspace_service
@@ -44,10 +45,6 @@ class ProvisionedDatabase:
     owner_url: str
     app_url: str
     name: str
-
-
-def _asyncpg(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")
@@ -71,21 +68,10 @@ def server_url() -> Iterator[str]:
 
 
 async def _create_database(server_url: str) -> ProvisionedDatabase:
-    name = f"crm_test_{secrets.token_hex(4)}"
+    name = await create_database(server_url, "crm_test")
     password = secrets.token_urlsafe(16)
-    connection = await asyncpg.connect(_asyncpg(server_url))
+    connection = await asyncpg.connect(plain_dsn(server_url))
     try:
-        version = int(await connection.fetchval("SHOW server_version_num"))
-        locale = (
-            "LOCALE_PROVIDER builtin BUILTIN_LOCALE 'C.UTF-8' LC_COLLATE 'C' LC_CTYPE 'C.UTF-8'"
-            if version >= 170000
-            else "LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8'"
-        )
-        await connection.execute(
-            f"CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' {locale}"
-        )
-        # Durability buys nothing in a throwaway database and costs an fsync per commit.
-        await connection.execute(f"ALTER DATABASE {name} SET synchronous_commit = off")
         exists = await connection.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1",
                                            TEST_APP_ROLE)  # fmt: skip
         if not exists:
@@ -104,14 +90,6 @@ async def _create_database(server_url: str) -> ProvisionedDatabase:
     )
 
 
-async def _drop_database(server_url: str, name: str) -> None:
-    connection = await asyncpg.connect(_asyncpg(server_url))
-    try:
-        await connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    finally:
-        await connection.close()
-
-
 def _upgrade(owner_url: str) -> None:
     config = migrate.alembic_config(owner_url)
     config.attributes["app_role"] = TEST_APP_ROLE
@@ -127,7 +105,7 @@ async def test_database(server_url: str) -> AsyncIterator[ProvisionedDatabase]:
         await asyncio.to_thread(_upgrade, database.owner_url)
         yield database
     finally:
-        await _drop_database(server_url, database.name)
+        await drop_database(server_url, database.name)
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ Deadlines below only keep a broken build from hanging the suite; nothing is time
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -22,11 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
 from app.db import migrate
 from app.db.embedded import EmbeddedPostgres
+from app.db.scratch import plain_dsn
 
 CRM = Path(sys.executable).parent / "crm"
 REPO = Path(__file__).resolve().parents[1]
@@ -362,3 +365,40 @@ def test_demo_loads_a_workspace_and_prints_its_key_and_counts(crm: Crm) -> None:
     assert counts["accounts"] >= 25
     assert counts["relationships"] > 0
     assert not crm.database_running()
+
+
+def test_alembic_check_compares_models_with_migrations_on_a_fresh_directory(
+    crm: Crm, tmp_path: Path
+) -> None:
+    # A new data directory holds an empty database: the check must not depend on it being
+    # migrated, and must leave nothing behind.
+    data_dir = tmp_path / "data"
+    env = {**crm.env, "CRM_DATA_DIR": str(data_dir)}
+    result = subprocess.run(  # noqa: S603 - the project's own alembic
+        [str(CRM.parent / "alembic"), "check"],
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT,
+        env=env,
+        cwd=migrate.PROJECT_ROOT,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "No new upgrade operations detected" in result.stdout + result.stderr
+    server = EmbeddedPostgres(data_dir)
+    assert not server.is_running()
+    server.ensure_running()
+    try:
+        names = asyncio.run(_database_names(server.superuser_dsn()))
+    finally:
+        server.stop()
+    assert "crm" in names
+    assert not [name for name in names if name.startswith("crm_check")]
+
+
+async def _database_names(url: str) -> list[str]:
+    connection = await asyncpg.connect(plain_dsn(url))
+    try:
+        return [row["datname"] for row in await connection.fetch("SELECT datname FROM pg_database")]
+    finally:
+        await connection.close()
