@@ -48,6 +48,17 @@ def disable_tenant_rls(table: str) -> list[str]:
     ]
 
 
+def migration_app_role() -> str:
+    """The service role a running migration grants to: the one the caller names (the test
+    suite migrates for a role of its own), else the configured one."""
+    from alembic import context
+
+    from app.config import get_settings
+
+    role = context.config.attributes.get("app_role")
+    return str(role) if role else get_settings().app_role
+
+
 def grant_app_role(role: str) -> list[str]:
     """Give the service role data access (no DDL) to what exists now and what comes later.
 

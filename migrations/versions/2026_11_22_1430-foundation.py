@@ -10,16 +10,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import context, op
+from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from app.config import get_settings
 from app.db.rls import (
     CURRENT_WORKSPACE_FUNCTION,
     SEARCH_KEY_FUNCTION,
     disable_tenant_rls,
     enable_tenant_rls,
     grant_app_role,
+    migration_app_role,
 )
 
 revision: str = "0001_foundation"
@@ -67,11 +67,6 @@ AS $$
   SELECT count(*) FROM deleted
 $$
 """
-
-
-def _app_role() -> str:
-    role = context.config.attributes.get("app_role")
-    return str(role) if role else get_settings().app_role
 
 
 def _timestamps() -> list[sa.Column[object]]:
@@ -179,7 +174,7 @@ def upgrade() -> None:
     op.execute("REVOKE ALL ON FUNCTION crm_find_api_key(text) FROM PUBLIC")
     op.execute(PRUNE_IDEMPOTENCY_FUNCTION)
     op.execute("REVOKE ALL ON FUNCTION crm_prune_idempotency_keys(integer) FROM PUBLIC")
-    for statement in grant_app_role(_app_role()):
+    for statement in grant_app_role(migration_app_role()):
         op.execute(statement)
 
 

@@ -16,10 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from alembic import context, op
+from alembic import op
 
-from app.config import get_settings
-from app.db.rls import grant_app_role
+from app.db.rls import grant_app_role, migration_app_role
 
 revision: str = "0003_search_functions"
 down_revision: str | None = "0002_contacts"
@@ -55,16 +54,11 @@ $fn$
 TABLES = {"contacts": " AND t.merged_into_id IS NULL", "accounts": ""}
 
 
-def _app_role() -> str:
-    role = context.config.attributes.get("app_role")
-    return str(role) if role else get_settings().app_role
-
-
 def upgrade() -> None:
     for table, live in TABLES.items():
         op.execute(SEARCH_FUNCTION.replace("{table}", table).replace("{live}", live))
         op.execute(f"REVOKE ALL ON FUNCTION crm_search_{table}(text, text[], text[]) FROM PUBLIC")
-    for statement in grant_app_role(_app_role()):
+    for statement in grant_app_role(migration_app_role()):
         op.execute(statement)
 
 

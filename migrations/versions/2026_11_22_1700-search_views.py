@@ -21,10 +21,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from alembic import context, op
+from alembic import op
 
-from app.config import get_settings
-from app.db.rls import grant_app_role
+from app.db.rls import grant_app_role, migration_app_role
 
 revision: str = "0004_search_views"
 down_revision: str | None = "0003_search_functions"
@@ -32,11 +31,6 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 TABLES = ("contacts", "accounts")
-
-
-def _app_role() -> str:
-    role = context.config.attributes.get("app_role")
-    return str(role) if role else get_settings().app_role
 
 
 def upgrade() -> None:
@@ -47,7 +41,7 @@ def upgrade() -> None:
             f"SELECT * FROM {table} WHERE workspace_id = crm_current_workspace()"
         )
         op.execute(f"REVOKE ALL ON {table}_searchable FROM PUBLIC")
-    for statement in grant_app_role(_app_role()):
+    for statement in grant_app_role(migration_app_role()):
         op.execute(statement)
 
 

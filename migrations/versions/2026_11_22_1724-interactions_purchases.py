@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import context, op
+from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from app.config import get_settings
-from app.db.rls import enable_tenant_rls, grant_app_role
+from app.db.rls import enable_tenant_rls, grant_app_role, migration_app_role
 
 revision: str = "0005_interactions_purchases"
 down_revision: str | None = "0004_search_views"
@@ -29,11 +28,6 @@ TENANT_TABLES = (
     "purchase_refunds",
     "purchase_external_ids",
 )
-
-
-def _app_role() -> str:
-    role = context.config.attributes.get("app_role")
-    return str(role) if role else get_settings().app_role
 
 
 def upgrade() -> None:
@@ -368,7 +362,7 @@ def upgrade() -> None:
     for table in TENANT_TABLES:
         for statement in enable_tenant_rls(table):
             op.execute(statement)
-    for statement in grant_app_role(_app_role()):
+    for statement in grant_app_role(migration_app_role()):
         op.execute(statement)
     # ### end Alembic commands ###
 
