@@ -53,11 +53,8 @@ import json
 import math
 import os
 import platform
-import shutil
 import signal
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -73,27 +70,21 @@ import httpx
 import psutil
 
 from app.db.embedded import EmbeddedPostgres
-from bench import loadgen
-from bench.foundation import BenchError, CpuSampler, Processes, Server, _cpu_model, plain_dsn
 
 # The parent / child split, the code snapshot, the service and baseline start-up, the
 # statement reset and the percentile table are bench.search's. Its environment variable names
 # are reused too (its private helpers read them): only one of the two runs in a process.
+from bench import loadgen, search
+from bench.foundation import BenchError, CpuSampler, Processes, Server, _cpu_model, plain_dsn
 from bench.search import (
-    _CALLER_CWD,
     _CHILD,
     _CODE,
-    _TEMP,
-    _git,
-    _ignore_signals,
     _interrupt,
     _reset_statements,
     _resolve,
     _say,
-    _snapshot,
     _start_baseline,
     _start_service,
-    _stop_embedded,
     stats,
 )
 from bench.seed import SEED_FILE
@@ -1224,87 +1215,6 @@ def write_report(report: dict[str, Any], out: Path) -> tuple[Path, Path, str]:
 # -- processes: the parent (code snapshot) and the child (the run) -----------------------------
 
 
-def parent_main(args: argparse.Namespace, argv: list[str]) -> int:
-    """As ``bench.search.parent_main``, for this module and its data file."""
-    temp = Path(tempfile.mkdtemp(prefix="crm-history-", dir="/tmp"))
-    keep_temp_data = args.keep_data and args.data_dir is None
-    status = 1
-    try:
-        if args.code == "worktree":
-            code_dir = PROJECT_ROOT
-            dirty = bool(_git("status", "--porcelain", "--", "app", "migrations"))
-            code = {"kind": "worktree", "commit": _git("rev-parse", "HEAD"), "dirty": dirty}
-        else:
-            code_dir = temp / "code"
-            code = _snapshot(args.code_ref, code_dir)
-        env = dict(os.environ)
-        env.update(
-            {
-                _CHILD: "1",
-                _TEMP: str(temp),
-                _CALLER_CWD: os.getcwd(),
-                _CODE: json.dumps(code),
-                "PYTHONPATH": os.pathsep.join(dict.fromkeys([str(code_dir), str(PROJECT_ROOT)])),
-            }
-        )
-        child = subprocess.Popen(
-            [sys.executable, "-m", "bench.history", *argv, "--timestamp", args.timestamp],
-            cwd=code_dir,
-            env=env,
-        )
-        try:
-            status = child.wait()
-        except KeyboardInterrupt:
-            _ignore_signals()
-            child.send_signal(signal.SIGINT)
-            status = child.wait()
-    finally:
-        _ignore_signals()
-        data_dir = temp / "data"
-        if keep_temp_data and (data_dir / HISTORY_FILE).exists():
-            kept = Path(tempfile.mkdtemp(prefix="crm-history-data-", dir="/tmp"))
-            _stop_embedded(data_dir)
-            kept.rmdir()
-            shutil.move(str(data_dir), kept)
-            print(f"data kept in {kept} (run again with --data-dir {kept})", file=sys.stderr)
-        else:
-            _stop_embedded(data_dir)
-            socket_dir = EmbeddedPostgres(data_dir).layout.socket_dir
-            if not socket_dir.is_relative_to(temp):
-                shutil.rmtree(socket_dir, ignore_errors=True)
-        shutil.rmtree(temp, ignore_errors=True)
-    return status
-
-
-def child_main(args: argparse.Namespace) -> int:
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    temp = Path(os.environ[_TEMP])
-    data_dir = _resolve(args.data_dir) or temp / "data"
-    try:
-        with contextlib.ExitStack() as cleanup:
-            cleanup.callback(_stop_embedded, data_dir)
-            processes = Processes(temp / "logs")
-            cleanup.callback(processes.stop_all)
-            cleanup.callback(_ignore_signals)
-            try:
-                report = run(args, processes, temp)
-            except Exception:
-                processes.tail_logs(sys.stderr)
-                raise
-    except KeyboardInterrupt:
-        print("interrupted; everything started was stopped", file=sys.stderr)
-        return 130
-    except BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    out = _resolve(Path(args.out)) or PROJECT_ROOT / "bench" / "results"
-    json_path, md_path, markdown = write_report(report, out)
-    print(markdown)
-    print(f"wrote {json_path} and {md_path}", file=sys.stderr)
-    return 0
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.history",
@@ -1348,9 +1258,9 @@ def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     if os.environ.get(_CHILD):
-        sys.exit(child_main(args))
+        sys.exit(search.child_main(args, run, write_report))
     signal.signal(signal.SIGTERM, _interrupt)
-    sys.exit(parent_main(args, argv))
+    sys.exit(search.parent_main(args, argv, module="bench.history", data_file=HISTORY_FILE))
 
 
 if __name__ == "__main__":

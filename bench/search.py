@@ -168,8 +168,20 @@ def _stop_embedded(data_dir: Path) -> None:
         print(f"warning: could not stop the embedded PostgreSQL: {exc}", file=sys.stderr)
 
 
-def parent_main(args: argparse.Namespace, argv: list[str]) -> int:
-    temp = Path(tempfile.mkdtemp(prefix="crm-search-", dir="/tmp"))
+def parent_main(
+    args: argparse.Namespace,
+    argv: list[str],
+    *,
+    module: str = "bench.search",
+    data_file: str = SEED_FILE,
+) -> int:
+    """Run ``module`` again as a child on the chosen code, and clean up after it.
+
+    The temporary data directory is kept (with ``--keep-data``) only if it holds
+    ``data_file``, i.e. the child got as far as building its data.
+    """
+    name = module.rsplit(".", 1)[-1]
+    temp = Path(tempfile.mkdtemp(prefix=f"crm-{name}-", dir="/tmp"))
     keep_temp_data = args.keep_data and args.data_dir is None
     status = 1
     try:
@@ -193,7 +205,9 @@ def parent_main(args: argparse.Namespace, argv: list[str]) -> int:
         )
         # With -m, the working directory leads sys.path: the snapshot's app is imported.
         child = subprocess.Popen(
-            [sys.executable, "-m", "bench.search", *argv], cwd=code_dir, env=env
+            [sys.executable, "-m", module, *argv, "--timestamp", args.timestamp],
+            cwd=code_dir,
+            env=env,
         )
         try:
             status = child.wait()
@@ -205,12 +219,12 @@ def parent_main(args: argparse.Namespace, argv: list[str]) -> int:
     finally:
         _ignore_signals()
         data_dir = temp / "data"
-        if keep_temp_data and (data_dir / SEED_FILE).exists():
-            kept = Path(tempfile.mkdtemp(prefix="crm-search-data-", dir="/tmp"))
+        if keep_temp_data and (data_dir / data_file).exists():
+            kept = Path(tempfile.mkdtemp(prefix=f"crm-{name}-data-", dir="/tmp"))
             _stop_embedded(data_dir)
             kept.rmdir()
             shutil.move(str(data_dir), kept)
-            print(f"seeded data kept in {kept}", file=sys.stderr)
+            print(f"data kept in {kept} (run again with --data-dir {kept})", file=sys.stderr)
         else:
             _stop_embedded(data_dir)
             socket_dir = EmbeddedPostgres(data_dir).layout.socket_dir
@@ -1086,7 +1100,17 @@ def write_report(report: dict[str, Any], out: Path) -> tuple[Path, Path, str]:
     return json_path, md_path, markdown
 
 
-def child_main(args: argparse.Namespace) -> int:
+Report = dict[str, Any]
+
+
+def child_main(
+    args: argparse.Namespace,
+    measure_run: Callable[[argparse.Namespace, Processes, Path], Report] | None = None,
+    write: Callable[[Report, Path], tuple[Path, Path, str]] | None = None,
+) -> int:
+    """Measure (``run`` of this module unless given), write the report, stop what started."""
+    measure_run = measure_run or run
+    write = write or write_report
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     temp = Path(os.environ[_TEMP])
@@ -1098,7 +1122,7 @@ def child_main(args: argparse.Namespace) -> int:
             cleanup.callback(processes.stop_all)
             cleanup.callback(_ignore_signals)
             try:
-                report = run(args, processes, temp)
+                report = measure_run(args, processes, temp)
             except Exception:
                 processes.tail_logs(sys.stderr)
                 raise
@@ -1109,7 +1133,7 @@ def child_main(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     out = _resolve(Path(args.out)) or PROJECT_ROOT / "bench" / "results"
-    json_path, md_path, markdown = write_report(report, out)
+    json_path, md_path, markdown = write(report, out)
     print(markdown)
     print(f"wrote {json_path} and {md_path}", file=sys.stderr)
     return 0
