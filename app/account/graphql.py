@@ -16,7 +16,7 @@ from app.graphql.common import ExternalIdInput, ExternalIdType, external_ids_dic
 from app.graphql.context import Context
 from app.graphql.dataloaders.account_by_id import account_by_id
 from app.graphql.dataloaders.contacts_by_account import contacts_by_account
-from app.graphql.relay import Connection, Edge, PageInfo, page_size
+from app.graphql.relay import Connection, Edge, page_of, page_size
 from app.kit.errors import FieldError, ValidationFailed
 from app.kit.pagination import _encode
 from app.kit.schemas import parse_input
@@ -165,13 +165,7 @@ class AccountRootQuery:
         edges = [Edge(node=AccountType.from_model(row), cursor=_cursor_of(row)) for row in rows]
         if edges and next_cursor:
             edges[-1].cursor = next_cursor
-        return Connection(
-            edges=edges,
-            page_info=PageInfo(
-                has_next_page=next_cursor is not None,
-                end_cursor=next_cursor or (edges[-1].cursor if edges else None),
-            ),
-        )
+        return page_of(edges, next_cursor)
 
 
 @strawberry.type

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import func
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,7 +34,7 @@ from app.kit.pagination import (
     parse_sort,
 )
 from app.kit.problems import database_problem
-from app.kit.schemas import parse_input
+from app.kit.schemas import parse_input, validate_value
 from app.kit.search import RELEVANCE, relevance_after, relevance_page, text_terms
 from app.kit.validators import Attributes, ExternalIds
 from app.models import Account, AccountExternalId, Contact
@@ -298,7 +297,7 @@ class AccountService:
         if "external_ids" in changes:
             current = {item.system: item.value for item in account.external_ids}
             # null for the whole member removes every key, as merge patch removes a member.
-            merged = _validated(
+            merged = validate_value(
                 ExternalIds,
                 merge_patch(current, changes["external_ids"]) or {},
                 "external_ids",
@@ -311,7 +310,7 @@ class AccountService:
                 self._set_external_ids(account, merged)
         if "attributes" in changes:
             patched = merge_patch(account.attributes, changes["attributes"]) or {}
-            account.attributes = _validated(Attributes, patched, "attributes")
+            account.attributes = validate_value(Attributes, patched, "attributes")
         for name in ("name", "type", "domain", "industry", "size", "owner_id"):
             if name in changes:
                 setattr(account, name, changes[name])
@@ -598,17 +597,6 @@ def _cycle(message: str) -> ValidationFailed:
         "The account hierarchy cannot contain a cycle",
         errors=[FieldError(field="parent_account_id", message=message)],
     )
-
-
-def _validated(annotation: Any, value: Any, field: str) -> Any:
-    try:
-        return TypeAdapter(annotation).validate_python(value)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        path = ".".join([field, *(str(part) for part in first["loc"])])
-        raise ValidationFailed(
-            f"Invalid {field}", errors=[FieldError(field=path, message=first["msg"])]
-        ) from None
 
 
 def _item_errors(index: int, outcome: _Outcome) -> list[FieldError]:

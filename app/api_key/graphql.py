@@ -11,7 +11,7 @@ from app.api_key.service import api_key as api_key_service
 from app.auth.scopes import Scope
 from app.graphql.context import Context
 from app.graphql.dataloaders.api_key_by_id import api_key_by_id
-from app.graphql.relay import Connection, Edge, PageInfo, page_size
+from app.graphql.relay import Connection, Edge, page_of, page_size
 from app.kit.schemas import parse_input
 from app.models import ApiKey
 
@@ -86,11 +86,7 @@ class ApiKeyQuery:
             Edge(node=ApiKeyType.from_model(row), cursor=api_key_service.cursor_of(row))
             for row in rows
         ]
-        return Connection(
-            edges=edges,
-            page_info=PageInfo(has_next_page=next_cursor is not None, end_cursor=next_cursor
-                               or (edges[-1].cursor if edges else None)),
-        )  # fmt: skip
+        return page_of(edges, next_cursor)
 
 
 @strawberry.type

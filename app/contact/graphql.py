@@ -22,7 +22,7 @@ from app.graphql.context import Context
 from app.graphql.dataloaders.account_by_id import account_by_id
 from app.graphql.dataloaders.contact_by_id import contact_by_id
 from app.graphql.dataloaders.relationships_by_contact import relationships_by_contact
-from app.graphql.relay import Connection, Edge, PageInfo, page_size
+from app.graphql.relay import Connection, Edge, page_of, page_size
 from app.kit.pagination import _encode
 from app.kit.schemas import parse_input
 from app.models import Contact, ContactRelationship
@@ -286,13 +286,7 @@ class ContactRootQuery:
         edges = [Edge(node=ContactType.from_model(row), cursor=_cursor_of(row)) for row in rows]
         if edges and next_cursor:
             edges[-1].cursor = next_cursor
-        return Connection(
-            edges=edges,
-            page_info=PageInfo(
-                has_next_page=next_cursor is not None,
-                end_cursor=next_cursor or (edges[-1].cursor if edges else None),
-            ),
-        )
+        return page_of(edges, next_cursor)
 
 
 @strawberry.type

@@ -34,6 +34,7 @@ from app.kit.pagination import (
     parse_hex_bytes,
     parse_sort,
 )
+from app.kit.schemas import validate_value
 from app.kit.search import (
     RELEVANCE,
     SearchTerms,
@@ -43,7 +44,7 @@ from app.kit.search import (
     text_terms,
     use_custom_plans,
 )
-from app.kit.validators import ExternalIds
+from app.kit.validators import Attributes, ExternalIds
 from app.models import Contact, ContactEmail, ContactExternalId, ContactPhone, Workspace
 
 SORTS = {
@@ -343,8 +344,10 @@ class ContactService:
         if "phones" in changes:
             phones = self._normalize_phones(patch.phones or [], workspace.default_region, "phones")
         if "external_ids" in changes:
-            external_ids = _validated_external_ids(
-                merge_patch(external_ids, changes["external_ids"] or {})
+            external_ids = validate_value(
+                ExternalIds,
+                merge_patch(external_ids, changes["external_ids"] or {}),
+                "external_ids",
             )
         replace_children = bool({"emails", "phones", "external_ids"} & changes.keys())
         if replace_children:
@@ -377,7 +380,7 @@ class ContactService:
             contact.tags = list(patch.tags or [])
         if "attributes" in changes:
             merged = merge_patch(contact.attributes, changes["attributes"] or {})
-            contact.attributes = _validated_attributes(merged)
+            contact.attributes = validate_value(Attributes, merged, "attributes")
         if replace_children:
             self._set_children(contact, emails, phones, external_ids)
         if changes.get("display_name"):
@@ -645,34 +648,6 @@ def _derived_from_names(before: dict[str, Any], contact: Contact) -> bool:
         contact.given_name,
         contact.family_name,
     )
-
-
-def _validated_attributes(value: dict[str, Any]) -> dict[str, Any]:
-    from pydantic import TypeAdapter, ValidationError
-
-    from app.kit.validators import Attributes
-
-    try:
-        return TypeAdapter(Attributes).validate_python(value)
-    except ValidationError as exc:
-        raise ValidationFailed(
-            "Invalid attributes",
-            errors=[FieldError(field="attributes", message=exc.errors()[0]["msg"])],
-        ) from None
-
-
-def _validated_external_ids(value: dict[str, Any]) -> dict[str, str]:
-    from pydantic import TypeAdapter, ValidationError
-
-    try:
-        return TypeAdapter(ExternalIds).validate_python(value)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        path = ".".join(str(part) for part in first["loc"])
-        raise ValidationFailed(
-            "Invalid external ids",
-            errors=[FieldError(field=f"external_ids.{path}".rstrip("."), message=first["msg"])],
-        ) from None
 
 
 contact = ContactService()

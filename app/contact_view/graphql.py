@@ -26,12 +26,13 @@ from app.graphql.dataloaders.interaction_open_feedback_by_contact import (
 from app.graphql.dataloaders.interaction_recent_by_contact import interaction_recent_by_contact
 from app.graphql.dataloaders.purchase_summary_by_contact import purchase_summary_by_contact
 from app.graphql.dataloaders.purchases_recent_by_contact import purchases_recent_by_contact
-from app.graphql.relay import Connection, Edge, PageInfo, page_size
+from app.graphql.relay import Connection, Edge, page_of, page_size
 from app.interaction.graphql import InteractionFilter, InteractionType
 from app.interaction.graphql import connection as interaction_connection
 from app.interaction.service import MAX_PER_CONTACT
 from app.interaction.service import interaction as interaction_service
 from app.purchase.graphql import PurchaseSummaryType, PurchaseType
+from app.purchase.graphql import connection as purchase_connection
 from app.purchase.graphql import cursor_of as purchase_cursor_of
 from app.purchase.service import MAX_RECENT, PurchaseQuery
 from app.purchase.service import purchase as purchase_service
@@ -148,17 +149,7 @@ async def purchases(
                 session, auth, query, limit=size, cursor=after, sort=None
             )
         )
-    edges = [
-        Edge(node=PurchaseType.from_model(row), cursor=purchase_cursor_of(row, None))
-        for row in page
-    ]
-    return Connection(
-        edges=edges,
-        page_info=PageInfo(
-            has_next_page=next_cursor is not None,
-            end_cursor=next_cursor or (edges[-1].cursor if edges else None),
-        ),
-    )
+    return purchase_connection(page, next_cursor, None)
 
 
 async def timeline(
@@ -196,13 +187,7 @@ async def timeline(
         )
         for entry in entries
     ]
-    return Connection(
-        edges=edges,
-        page_info=PageInfo(
-            has_next_page=next_cursor is not None,
-            end_cursor=next_cursor or (edges[-1].cursor if edges else None),
-        ),
-    )
+    return page_of(edges, next_cursor)
 
 
 def summary(root: ContactType) -> ContactSummaryType:

@@ -30,6 +30,17 @@ class Connection(Generic[NodeT]):
     page_info: PageInfo
 
 
+def page_of(edges: list[Edge[NodeT]], next_cursor: str | None) -> Connection[NodeT]:
+    """A connection of one keyset page; ``next_cursor`` is None on the last page."""
+    return Connection(
+        edges=edges,
+        page_info=PageInfo(
+            has_next_page=next_cursor is not None,
+            end_cursor=next_cursor or (edges[-1].cursor if edges else None),
+        ),
+    )
+
+
 def page_size(first: int | None) -> int:
     if first is None:
         return DEFAULT_LIMIT

@@ -12,7 +12,7 @@ from app.auth.scopes import Scope
 from app.graphql.common import ExternalIdInput, ExternalIdType, external_ids_dict
 from app.graphql.context import Context
 from app.graphql.dataloaders.contact_by_id import contact_by_id
-from app.graphql.relay import Connection, Edge, PageInfo, page_size
+from app.graphql.relay import Connection, Edge, page_of, page_size
 from app.interaction import schemas
 from app.interaction.service import InteractionQuery
 from app.interaction.service import interaction as interaction_service
@@ -204,13 +204,7 @@ def connection(
         Edge(node=InteractionType.from_model(row), cursor=interaction_service.cursor_of(row, sort))
         for row in rows
     ]
-    return Connection(
-        edges=edges,
-        page_info=PageInfo(
-            has_next_page=next_cursor is not None,
-            end_cursor=next_cursor or (edges[-1].cursor if edges else None),
-        ),
-    )
+    return page_of(edges, next_cursor)
 
 
 @strawberry.type

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, NoReturn
 
-from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import func, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,7 +30,7 @@ from app.kit.etag import check_if_match
 from app.kit.ids import uuid7
 from app.kit.merge_patch import merge_patch
 from app.kit.pagination import Keyset, SortField, _encode, parse_datetime, parse_sort
-from app.kit.schemas import parse_input
+from app.kit.schemas import parse_input, validate_value
 from app.kit.validators import Attributes, ExternalIds
 from app.models import Interaction
 
@@ -321,7 +320,7 @@ class InteractionService:
                 setattr(interaction, name, changes[name])
         if "attributes" in changes:
             patched = merge_patch(interaction.attributes, changes["attributes"]) or {}
-            interaction.attributes = _validated(Attributes, patched, "attributes")
+            interaction.attributes = validate_value(Attributes, patched, "attributes")
         links = {name: changes[name] for name in LINK_FIELDS.values() if name in changes}
         await self._check_links(session, auth, links)
         for name, value in links.items():
@@ -335,7 +334,9 @@ class InteractionService:
                 given = patch.feedback.model_dump(include=patch.feedback.model_fields_set)
                 current = feedback.model_dump() if feedback is not None else {}
                 merged = merge_patch(current, given)
-                feedback = _validated(schemas.FeedbackIn, merged, "feedback") if merged else None
+                feedback = (
+                    validate_value(schemas.FeedbackIn, merged, "feedback") if merged else None
+                )
         _set_feedback(interaction, feedback)
         if "attention_resolved_at" in changes:
             resolved_at = changes["attention_resolved_at"]
@@ -347,7 +348,7 @@ class InteractionService:
         external_ids = dict(interaction.external_id_map or {})
         if "external_ids" in changes:
             wanted = merge_patch(external_ids, changes["external_ids"]) or {}
-            wanted = _validated(ExternalIds, wanted, "external_ids")
+            wanted = validate_value(ExternalIds, wanted, "external_ids")
             await self._replace_external_ids(repository, auth, interaction.id, external_ids, wanted)
             external_ids = wanted
         interaction.external_id_map = external_ids
@@ -791,18 +792,6 @@ def _schema(get: Callable[[str], Any], external_ids: dict[str, str]) -> schemas.
         updated_at=get("updated_at"),
         version=get("version"),
     )
-
-
-def _validated(annotation: Any, value: Any, field_name: str) -> Any:
-    try:
-        return TypeAdapter(annotation).validate_python(value)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        path = ".".join([field_name, *(str(part) for part in first["loc"])])
-        raise ValidationFailed(
-            f"Invalid {field_name}",
-            errors=[FieldError(field=path, message=first["msg"].removeprefix("Value error, "))],
-        ) from None
 
 
 def _item_errors(index: int, outcome: _Outcome) -> list[FieldError]:

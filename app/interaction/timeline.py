@@ -17,6 +17,7 @@ from app.timeline.registry import (
     LoadedEntry,
     TimelineFilter,
     TimelineSource,
+    narrowed,
     register_timeline_source,
 )
 
@@ -27,13 +28,9 @@ def _entries_of(
     statement = select(Interaction.occurred_at, Interaction.id).where(
         Interaction.workspace_id == workspace_id, Interaction.contact_id == contact_id
     )
-    if filters.channels:
-        statement = statement.where(Interaction.channel.in_(list(filters.channels)))
-    if filters.occurred_after is not None:
-        statement = statement.where(Interaction.occurred_at >= filters.occurred_after)
-    if filters.occurred_before is not None:
-        statement = statement.where(Interaction.occurred_at < filters.occurred_before)
-    return statement
+    return narrowed(
+        statement, filters, occurred_at=Interaction.occurred_at, channel=Interaction.channel
+    )
 
 
 def summary_of(interaction: Interaction) -> str:

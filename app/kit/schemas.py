@@ -114,6 +114,27 @@ class PatchSchema(InputSchema):
 InputT = TypeVar("InputT", bound=BaseModel)
 
 
+def validate_value(annotation: Any, value: Any, field: str) -> Any:
+    """One value checked against ``annotation`` after a merge patch, with the API's errors.
+
+    Raises:
+        ValidationFailed: naming the first offending path under ``field``.
+    """
+    from pydantic import TypeAdapter
+
+    from app.kit.errors import FieldError, ValidationFailed
+
+    try:
+        return TypeAdapter(annotation).validate_python(value)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        path = ".".join([field, *(str(part) for part in first["loc"])])
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise ValidationFailed(
+            f"Invalid {field}", errors=[FieldError(field=path, message=message)]
+        ) from None
+
+
 def parse_input(model: type[InputT], data: Any) -> InputT:
     """Validate input outside FastAPI's request parsing (GraphQL, CLI) with the same errors."""
     from app.kit.problems import validation_problem

@@ -19,7 +19,7 @@ from app.graphql.common import (
 from app.graphql.context import Context
 from app.graphql.dataloaders.contact_by_id import contact_by_id
 from app.graphql.dataloaders.purchase_refunds_by_purchase import purchase_refunds_by_purchase
-from app.graphql.relay import Connection, Edge, PageInfo, page_size
+from app.graphql.relay import Connection, Edge, page_of, page_size
 from app.kit.pagination import _encode, parse_sort
 from app.kit.schemas import parse_input
 from app.models import Purchase, PurchaseRefund
@@ -291,6 +291,14 @@ def cursor_of(record: Purchase, sort: str | None) -> str:
     return _encode([order.token, value.isoformat(), str(record.id)])
 
 
+def connection(
+    rows: list[Purchase], next_cursor: str | None, sort: str | None
+) -> Connection[PurchaseType]:
+    """A Relay connection of a page from ``PurchaseService.find``."""
+    edges = [Edge(node=PurchaseType.from_model(row), cursor=cursor_of(row, sort)) for row in rows]
+    return page_of(edges, next_cursor)
+
+
 @strawberry.type
 class PurchaseRootQuery:
     @strawberry.field(description="One purchase (scope: purchases:read).")
@@ -335,16 +343,7 @@ class PurchaseRootQuery:
                 session, auth, query, limit=limit, cursor=after, sort=sort
             )
         )
-        edges = [
-            Edge(node=PurchaseType.from_model(row), cursor=cursor_of(row, sort)) for row in rows
-        ]
-        return Connection(
-            edges=edges,
-            page_info=PageInfo(
-                has_next_page=next_cursor is not None,
-                end_cursor=next_cursor or (edges[-1].cursor if edges else None),
-            ),
-        )
+        return connection(rows, next_cursor, sort)
 
 
 @strawberry.type

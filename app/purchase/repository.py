@@ -261,6 +261,24 @@ class PurchaseRepository:
         )
         return list((await self.session.execute(statement)).scalars().all())
 
+    async def refunds_with_channel(
+        self, workspace_id: uuid.UUID, refund_ids: Sequence[uuid.UUID]
+    ) -> list[tuple[PurchaseRefund, str]]:
+        """Refunds by id, each with the channel of its purchase."""
+        statement = (
+            select(PurchaseRefund, Purchase.channel)
+            .join(
+                Purchase,
+                (Purchase.workspace_id == PurchaseRefund.workspace_id)
+                & (Purchase.id == PurchaseRefund.purchase_id),
+            )
+            .where(
+                PurchaseRefund.workspace_id == workspace_id,
+                PurchaseRefund.id.in_(list(refund_ids)),
+            )
+        )
+        return [(row[0], row[1]) for row in await self.session.execute(statement)]
+
     async def refund(
         self,
         workspace_id: uuid.UUID,

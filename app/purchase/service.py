@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import func, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,6 +27,7 @@ from app.kit.ids import uuid7
 from app.kit.merge_patch import merge_patch
 from app.kit.money import Money
 from app.kit.pagination import Keyset, Sort, SortField, parse_datetime, parse_sort
+from app.kit.schemas import validate_value
 from app.kit.validators import Attributes, ExternalIds
 from app.models import Purchase, PurchaseExternalId, PurchaseItem, PurchaseRefund
 from app.purchase import schemas
@@ -330,6 +330,15 @@ class PurchaseService:
             raise RefundNotFound()
         return found
 
+    async def refunds_with_channel(
+        self, session: AsyncSession, auth: AuthContext, refund_ids: Sequence[uuid.UUID]
+    ) -> list[tuple[PurchaseRefund, str]]:
+        """Refunds of the caller's workspace by id, each with its purchase's channel (a refund
+        happens where the purchase did); others are simply absent."""
+        if not refund_ids:
+            return []
+        return await PurchaseRepository(session).refunds_with_channel(auth.workspace_id, refund_ids)
+
     async def refunds_for_purchases(
         self, session: AsyncSession, auth: AuthContext, purchase_ids: Sequence[uuid.UUID]
     ) -> dict[uuid.UUID, list[PurchaseRefund]]:
@@ -459,7 +468,7 @@ class PurchaseService:
             purchase.status = "cancelled"
         if "external_ids" in changes:
             current = {item.system: item.value for item in purchase.external_ids}
-            merged = _validated(
+            merged = validate_value(
                 ExternalIds, merge_patch(current, changes["external_ids"]) or {}, "external_ids"
             )
             if merged != current:
@@ -471,7 +480,7 @@ class PurchaseService:
                 self._set_external_ids(purchase, merged)
         if "attributes" in changes:
             patched = merge_patch(purchase.attributes, changes["attributes"]) or {}
-            purchase.attributes = _validated(Attributes, patched, "attributes")
+            purchase.attributes = validate_value(Attributes, patched, "attributes")
         if "channel" in changes:
             purchase.channel = changes["channel"]
         if "store_id" in changes:
@@ -797,17 +806,6 @@ class PurchaseService:
                     field=f"external_ids.{system}",
                     existing_id=owner,
                 )
-
-
-def _validated(annotation: Any, value: Any, field: str) -> Any:
-    try:
-        return TypeAdapter(annotation).validate_python(value)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        path = ".".join([field, *(str(part) for part in first["loc"])])
-        raise ValidationFailed(
-            f"Invalid {field}", errors=[FieldError(field=path, message=first["msg"])]
-        ) from None
 
 
 purchase = PurchaseService()

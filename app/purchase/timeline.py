@@ -19,6 +19,7 @@ from app.timeline.registry import (
     LoadedEntry,
     TimelineFilter,
     TimelineSource,
+    narrowed,
     register_timeline_source,
 )
 
@@ -34,13 +35,7 @@ def _purchases_of(
     statement = select(Purchase.occurred_at, Purchase.id).where(
         Purchase.workspace_id == workspace_id, Purchase.contact_id == contact_id
     )
-    if filters.channels:
-        statement = statement.where(Purchase.channel.in_(list(filters.channels)))
-    if filters.occurred_after is not None:
-        statement = statement.where(Purchase.occurred_at >= filters.occurred_after)
-    if filters.occurred_before is not None:
-        statement = statement.where(Purchase.occurred_at < filters.occurred_before)
-    return statement
+    return narrowed(statement, filters, occurred_at=Purchase.occurred_at, channel=Purchase.channel)
 
 
 def _refunds_of(
@@ -55,12 +50,10 @@ def _refunds_of(
             Purchase,
             (Purchase.workspace_id == PurchaseRefund.workspace_id)
             & (Purchase.id == PurchaseRefund.purchase_id),
-        ).where(Purchase.channel.in_(list(filters.channels)))
-    if filters.occurred_after is not None:
-        statement = statement.where(PurchaseRefund.occurred_at >= filters.occurred_after)
-    if filters.occurred_before is not None:
-        statement = statement.where(PurchaseRefund.occurred_at < filters.occurred_before)
-    return statement
+        )
+    return narrowed(
+        statement, filters, occurred_at=PurchaseRefund.occurred_at, channel=Purchase.channel
+    )
 
 
 def purchase_summary(purchase: Purchase) -> str:
@@ -91,17 +84,7 @@ async def _load_purchases(
 async def _load_refunds(
     session: AsyncSession, auth: AuthContext, ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, LoadedEntry]:
-    rows = (
-        await session.execute(
-            select(PurchaseRefund, Purchase.channel)
-            .join(
-                Purchase,
-                (Purchase.workspace_id == PurchaseRefund.workspace_id)
-                & (Purchase.id == PurchaseRefund.purchase_id),
-            )
-            .where(PurchaseRefund.workspace_id == auth.workspace_id, PurchaseRefund.id.in_(ids))
-        )
-    ).all()
+    rows = await purchase_service.refunds_with_channel(session, auth, ids)
     loaded = {}
     for refund, channel in rows:
         reason = f": {refund.reason}" if refund.reason else ""

@@ -29,6 +29,23 @@ class TimelineFilter:
     occurred_before: datetime | None = None
 
 
+def narrowed(
+    statement: Select[datetime, uuid.UUID],
+    filters: TimelineFilter,
+    *,
+    occurred_at: Any,
+    channel: Any,
+) -> Select[datetime, uuid.UUID]:
+    """A source's entries limited to the filter's channels and time range."""
+    if filters.channels:
+        statement = statement.where(channel.in_(list(filters.channels)))
+    if filters.occurred_after is not None:
+        statement = statement.where(occurred_at >= filters.occurred_after)
+    if filters.occurred_before is not None:
+        statement = statement.where(occurred_at < filters.occurred_before)
+    return statement
+
+
 @dataclass(frozen=True)
 class LoadedEntry:
     """An entry's presentation: its channel, a one-line summary and its full record."""

@@ -133,15 +133,14 @@ async def page(
     next_cursor = None
     if len(keys) > limit and shown:
         last = shown[-1]
-        next_cursor = _cursor([last.occurred_at, last.id])
+        next_cursor = _cursor(last.occurred_at, last.id)
     return entries, next_cursor
 
 
-def _cursor(key: list[Any]) -> str:
-    occurred_at, entry_id = key
+def _cursor(occurred_at: datetime, entry_id: uuid.UUID) -> str:
     return _encode([LISTING, occurred_at.isoformat(), str(entry_id)])
 
 
 def cursor_of(entry: TimelineEntry) -> str:
     """The cursor that continues the timeline after ``entry``."""
-    return _cursor([entry.occurred_at, entry.id])
+    return _cursor(entry.occurred_at, entry.id)
