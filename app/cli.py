@@ -1,4 +1,5 @@
-"""The ``crm`` command: serve, migrate, workspaces, API keys, schema export, demo data."""
+"""The ``crm`` command: serve, migrate, workspaces, API keys, periodic jobs, schema export,
+demo data."""
 
 from __future__ import annotations
 
@@ -302,6 +303,63 @@ def demo(
         f"{counts['purchases']} purchases and {counts['refunds']} refunds",
         f"admin API key (shown once): {result['api_key']}",
     ])  # fmt: skip
+
+
+def run_jobs(settings: Settings, names: list[str], *, forever: bool) -> dict[str, Any]:
+    """Run the named periodic jobs (all when empty) once, or on their schedules until
+    interrupted; what each pass changed, by job."""
+    from app import modules  # noqa: F401  (the jobs register when their modules are imported)
+    from app.db.session import Database
+    from app.jobs.registry import periodic_job, periodic_jobs
+    from app.jobs.runner import run_forever, run_once
+
+    try:
+        jobs = [periodic_job(name) for name in names] if names else periodic_jobs()
+    except LookupError as exc:
+        raise fail(str(exc.args[0])) from None
+    with database_target(settings, migrate=settings.migrate_on_start) as target:
+
+        async def main() -> dict[str, Any]:
+            database = Database.connect(target.app_url, settings)
+            try:
+                if forever:
+                    await asyncio.gather(*(run_forever(database, job) for job in jobs))
+                reports = [await run_once(database, job) for job in jobs]
+                return {
+                    report.job: {"changed": report.total, "skipped_workspaces": len(report.skipped)}
+                    for report in reports
+                }
+            finally:
+                await database.dispose()
+
+        return asyncio.run(main())
+
+
+@cli.command()
+@friendly_errors
+def worker(
+    job: Annotated[
+        list[str] | None, typer.Option("--job", help="Only this job (repeatable).")
+    ] = None,
+    once: Annotated[bool, typer.Option(help="One pass of each job, then exit.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (with --once).")] = False,
+) -> None:
+    """Run periodic jobs (loyalty sweeps, SLA clocks) outside the API processes.
+
+    Safe beside service processes and other workers: each workspace is worked on by one
+    process at a time. Serve with CRM_RUN_JOBS=false to leave the jobs to workers.
+    """
+    from app.kit.logging import configure_logging
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    result = run_jobs(settings, job or [], forever=not once)
+    _emit(result, as_json, [
+        f"{name}: changed {outcome['changed']}, skipped {outcome['skipped_workspaces']} "
+        "workspace(s) busy elsewhere"
+        for name, outcome in result.items()
+    ] or ["no periodic jobs are registered"])  # fmt: skip
 
 
 @cli.command("export-schema")

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     db_statement_timeout_ms: int = Field(default=30_000, ge=0)
 
     migrate_on_start: bool = True
+    # Run periodic jobs (loyalty sweeps, SLA clocks) in this process. Turn off in API
+    # processes when a separate `crm worker` runs them.
+    run_jobs: bool = True
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)

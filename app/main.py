@@ -21,6 +21,8 @@ from app.db import migrate
 from app.db.bootstrap import migrate_to_head, resolve_target
 from app.db.session import Database
 from app.graphql.router import create_graphql_router
+from app.jobs.registry import periodic_jobs
+from app.jobs.runner import run_forever
 from app.kit.logging import configure_logging
 from app.kit.middleware import RequestContextMiddleware, RequestGuardMiddleware
 from app.kit.problems import install_problem_handlers
@@ -159,6 +161,14 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
                 name=f"{BACKGROUND_TASK_PREFIX}record-key-usage",
             ),
         ]
+        if settings.run_jobs:
+            background += [
+                asyncio.create_task(
+                    run_forever(app.state.database, job),
+                    name=f"{BACKGROUND_TASK_PREFIX}job:{job.name}",
+                )
+                for job in periodic_jobs()
+            ]
         try:
             yield
         finally:

@@ -115,6 +115,8 @@ def settings(test_database: ProvisionedDatabase) -> Settings:
         database_owner_url=test_database.owner_url,
         app_role=TEST_APP_ROLE,
         migrate_on_start=False,
+        # Tests run periodic jobs themselves, when they mean to.
+        run_jobs=False,
         log_level="WARNING",
         cors_origins=["https://app.example.com"],
     )

@@ -402,3 +402,17 @@ async def _database_names(url: str) -> list[str]:
         return [row["datname"] for row in await connection.fetch("SELECT datname FROM pg_database")]
     finally:
         await connection.close()
+
+
+def test_worker_once_runs_every_registered_job_and_names_unknown_ones(crm: Crm) -> None:
+    import app.modules  # noqa: F401  (the jobs register when their modules are imported)
+    from app.jobs.registry import periodic_jobs
+
+    ran = crm.run_json("worker", "--once")
+
+    assert set(ran) == {job.name for job in periodic_jobs()}
+    assert all(outcome["skipped_workspaces"] == 0 for outcome in ran.values())
+    unknown = crm.run("worker", "--once", "--job", "no-such-job")
+    assert unknown.returncode == 1
+    assert unknown.stderr.strip().startswith("error: no periodic job named 'no-such-job'")
+    assert not crm.database_running()
