@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -400,6 +400,9 @@ class AccountService:
             BatchFailed: ``all_or_none`` and an item failed (the caller rolls back).
         """
         outcomes: list[_Outcome] = []
+        # Every item's keys at once, in one sorted pass: item by item, two partner syncs
+        # sending overlapping accounts in different orders would deadlock each other.
+        await lock_keys(session, auth.workspace_id, _batch_keys(request.items))
         for raw in request.items:
             try:
                 async with session.begin_nested():
@@ -557,10 +560,7 @@ class AccountService:
         """
         repository = AccountRepository(session)
         pairs = [(x.system, x.value) for x in account.external_ids]
-        keys = [f"account_external_id:{system}:{value}" for system, value in pairs]
-        if account.domain is not None:
-            keys.append(f"account_domain:{account.domain}")
-        await lock_keys(session, auth.workspace_id, keys)
+        await lock_keys(session, auth.workspace_id, _identity_keys(pairs, account.domain))
         await self._raise_if_taken(repository, auth, account, pairs)
         await session.flush()
         # search_text was written as an SQL expression; its value is not needed in memory.
@@ -632,3 +632,26 @@ def _result(
 
 
 account = AccountService()
+
+
+def _identity_keys(pairs: Iterable[tuple[str, str]], domain: str | None) -> list[str]:
+    """The advisory-lock names serialising writers of the same external id or domain."""
+    keys = [f"account_external_id:{system}:{value}" for system, value in pairs]
+    if domain is not None:
+        keys.append(f"account_domain:{domain}")
+    return keys
+
+
+def _batch_keys(raw_items: Iterable[Any]) -> list[str]:
+    """The lock names of every batch item that parses; the others fail on their own later."""
+    keys: list[str] = []
+    for raw in raw_items:
+        try:
+            item = parse_input(schemas.AccountBatchItem, raw)
+        except CRMError:
+            continue
+        pairs = list(item.external_ids.items())
+        if item.match is not None:
+            pairs.append((item.match.system, item.match.value))
+        keys += _identity_keys(pairs, item.domain)
+    return keys

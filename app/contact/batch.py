@@ -11,6 +11,7 @@ from app.auth.dependencies import AuthContext
 from app.contact import schemas
 from app.contact.repository import ContactRepository
 from app.contact.service import contact as contact_service
+from app.db.locking import lock_keys
 from app.kit.contact_points import normalize_phone
 from app.kit.errors import CRMError, ValidationFailed
 from app.models import Contact
@@ -32,6 +33,18 @@ class BatchService:
         results: list[schemas.BatchItemResult] = []
         repository = ContactRepository(session)
         region = await contact_service.region(session, auth)
+        # Every item's keys at once, in one sorted pass: item by item, two partner syncs
+        # sending overlapping contacts in different orders would deadlock each other.
+        await lock_keys(
+            session,
+            auth.workspace_id,
+            [f"email:{email.email}" for item in batch.items for email in item.emails]
+            + [
+                f"external_id:{system}:{value}"
+                for item in batch.items
+                for system, value in item.external_ids.items()
+            ],
+        )
         for index, item in enumerate(batch.items):
             try:
                 async with session.begin_nested():

@@ -949,3 +949,29 @@ async def test_batch_is_idempotent_with_a_key(
     assert again.headers["idempotent-replayed"] == "true"
     assert again.json() == first.json()
     assert await names(client, workspace) == ["Once"]
+
+
+async def test_concurrent_batches_with_overlapping_accounts_in_any_order_all_land(
+    client: httpx.AsyncClient, workspace: WorkspaceHandle
+) -> None:
+    """Partner syncs run side by side and send the same accounts in their own order."""
+    numbers = list(range(30))
+    orders = [numbers, numbers[::-1], numbers[15:] + numbers[:15], numbers[::2] + numbers[1::2]]
+
+    async def sync(order: list[int]) -> httpx.Response:
+        items = [
+            {"name": f"Shop {n}", "domain": f"shop{n}.example.co.th",
+             "external_ids": {"erp": f"A-{n}"}}
+            for n in order
+        ]  # fmt: skip
+        return await client.post(
+            "/v1/accounts/batch", headers=workspace.headers, json={"items": items}
+        )
+
+    responses = await asyncio.gather(*(sync(order) for order in orders))
+
+    assert [r.status_code for r in responses] == [200] * 4, [r.text[:300] for r in responses]
+    results = [r.json() for r in responses]
+    assert all(result["errors"] == 0 for result in results)
+    assert sum(result["created"] for result in results) == 30
+    assert sum(result["updated"] for result in results) == 90

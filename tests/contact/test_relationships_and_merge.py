@@ -396,3 +396,30 @@ class TestBatch:
             "/v1/contacts/batch", headers=workspace.headers, json={"items": items}
         )
         assert_problem(response, 422, "validation_error")
+
+    async def test_concurrent_batches_with_overlapping_contacts_in_any_order_all_land(
+        self, client: httpx.AsyncClient, workspace: WorkspaceHandle
+    ) -> None:
+        """Partner syncs run side by side and send the same contacts in their own order."""
+        numbers = list(range(40))
+        orders = [numbers, numbers[::-1], numbers[20:] + numbers[:20], numbers[::2] + numbers[1::2]]
+
+        async def sync(order: list[int]) -> httpx.Response:
+            items = [
+                {"given_name": f"Sync {n}", "external_ids": {"erp": f"E-{n}"},
+                 "emails": [{"email": f"sync{n}@example.co.th"}]}
+                for n in order
+            ]  # fmt: skip
+            return await client.post(
+                "/v1/contacts/batch", headers=workspace.headers, json={"items": items}
+            )
+
+        responses = await asyncio.gather(*(sync(order) for order in orders))
+
+        assert [r.status_code for r in responses] == [200] * 4, [r.text[:300] for r in responses]
+        results = [r.json() for r in responses]
+        assert all(result["errors"] == 0 for result in results)
+        assert sum(result["created"] for result in results) == 40
+        assert sum(result["updated"] for result in results) == 120
+        listing = await client.get("/v1/contacts", headers=workspace.headers, params={"limit": 100})
+        assert len(listing.json()["data"]) == 40
