@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run test lint format typecheck schema schema-check pytest bench bench-search bench-history clean
+.PHONY: install install-bench run test lint format typecheck schema schema-check pytest bench bench-foundation bench-search bench-history clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -15,6 +15,13 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+BENCH_STAMP := $(VENV)/.bench-stamp
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
+	@touch $(BENCH_STAMP)
+
+install-bench: $(BENCH_STAMP)
 
 ## Serve on http://127.0.0.1:8000 (embedded PostgreSQL in .crm/ unless CRM_DATABASE_URL is set).
 run: install
@@ -50,8 +57,14 @@ schema-check: install
 pytest: install
 	$(BIN)/pytest -q
 
-## Foundation benchmark: cold start, GET /v1/workspace against bare FastAPI and raw asyncpg.
-bench: install
+## Every workload (call centre, POS, partner sync, mobile app, GraphQL page, micro-reads) on
+## seeded data next to same-run baselines; SCALE=small|medium|large. Writes bench/results/.
+SCALE ?= medium
+bench: install-bench
+	$(BIN)/python -m bench.workloads --scale $(SCALE)
+
+## Cold start and GET /v1/workspace against bare FastAPI and raw asyncpg.
+bench-foundation: install
 	$(BIN)/python -m bench.foundation
 
 ## Search on a seeded workspace (CONTACTS=1000000 for the full-size run; takes minutes).

@@ -187,7 +187,7 @@ async def partner_sync(
     client: httpx.AsyncClient, data: Dataset, rng: Random, record: Recorder
 ) -> None:
     # Ids from a bounded pool: most batches update contacts an earlier batch created.
-    pool = 2_000
+    pool = 50_000
     items = []
     for number in rng.sample(range(pool), 50):
         items.append(

@@ -1,0 +1,673 @@
+"""The client mix: every workload of ``bench.scenarios`` against ``crm serve`` on seeded data,
+next to the machine's baselines measured in the same run.
+
+    .venv/bin/python -m bench.workloads                    # --scale medium (make bench)
+    .venv/bin/python -m bench.workloads --scale small      # seconds: a smoke run
+    .venv/bin/python -m bench.workloads --scale large --data-dir /big/dir   # 1M contacts
+    .venv/bin/python -m bench.workloads --only call_centre,get_contact --code worktree
+
+In one run, on an embedded PostgreSQL of its own:
+
+1. data (skipped when ``--data-dir`` already holds this scale's data): contacts by COPY
+   (``bench.seed``), then interactions and purchases with items by COPY
+   (``bench.seed_history``), each generated as API bodies and parsed by the service's own
+   schemas. Scales: small 2k contacts / 10k interactions / 2k purchases, medium 100k / 500k /
+   100k, large 1M / 10M / 2M;
+2. ``crm serve`` (one worker), and the Starlette + raw asyncpg primary-key read of
+   ``bench.baselines`` on the same database;
+3. baselines: the raw asyncpg read driven by ``bench.loadgen`` (the stack's limit here) and by
+   the scenarios' own httpx client (the same client overhead as the workloads), and
+   ``pgbench`` select-only and TPC-B-like on a database of their own on the same server (the
+   database's own ceiling);
+4. each workload at ``--concurrency`` for ``--duration`` seconds after ``--warmup``: visits
+   and requests per second, p50/p95/p99 of each step, errors (any status the scenario did not
+   expect), CPU of the service and of PostgreSQL, the service's RSS, and SQL statements per
+   request from ``pg_stat_statements``. ``get_contact`` is also driven by ``bench.loadgen``,
+   for the ratio to the raw baseline the budget is stated in;
+5. ``<out>/workloads-<ts>.json`` and ``.md``, with latency and throughput charts (PNG,
+   matplotlib from the ``bench`` extra); ``--publish`` also copies the summary and charts to
+   ``bench/reports/``, which the README links to.
+
+Client, service and PostgreSQL share this machine's cores: read the ratios to the baselines,
+not the absolute figures, when comparing runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import psutil
+
+from app.db.embedded import EmbeddedPostgres, _bin_dir
+from bench import loadgen, search
+from bench.foundation import BenchError, CpuSampler, Processes, Server, _cpu_model, plain_dsn
+from bench.scenarios import SCENARIOS, Dataset, Outcome, drive, load_dataset
+from bench.search import (
+    _CHILD,
+    _CODE,
+    _interrupt,
+    _reset_statements,
+    _resolve,
+    _say,
+    _start_baseline,
+    _start_service,
+)
+from bench.seed import SEED_FILE
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+WORKLOADS_FILE = "bench-workloads.json"
+REPORTS_DIR = PROJECT_ROOT / "bench" / "reports"
+
+
+@dataclass(frozen=True)
+class Scale:
+    contacts: int
+    interactions: int
+    purchases: int
+    duration: float
+    warmup: float
+    pgbench_scale: int
+
+
+SCALES = {
+    "small": Scale(2_000, 10_000, 2_000, duration=3, warmup=1, pgbench_scale=1),
+    "medium": Scale(100_000, 500_000, 100_000, duration=20, warmup=3, pgbench_scale=10),
+    "large": Scale(1_000_000, 10_000_000, 2_000_000, duration=30, warmup=5, pgbench_scale=50),
+}
+
+# Stated in the project's performance goals; reported, never asserted.
+BUDGETS = {
+    "get_contact_vs_raw_baseline": 0.5,
+    "graphql_vs_raw_baseline": 0.25,
+    "search_p95_ms": 50.0,
+    "timeline_p95_ms": 30.0,
+}
+
+
+# -- data --------------------------------------------------------------------------------------
+
+
+def prepare_data(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
+    """This scale's data in ``data_dir``: what an earlier run left there, or seeded now."""
+    from bench.seed import seed
+    from bench.seed_history import seed_history
+
+    scale = SCALES[args.scale]
+    info_file = data_dir / WORKLOADS_FILE
+    if info_file.exists():
+        info: dict[str, Any] = json.loads(info_file.read_text(encoding="utf-8"))
+        if info.get("scale") == args.scale:
+            _say(f"{data_dir} holds the {args.scale} data of {info['seeded_at']}: reusing it")
+            return info
+        raise BenchError(f"{data_dir} holds {info.get('scale')} data, not {args.scale}")
+    if (data_dir / SEED_FILE).exists():
+        raise BenchError(f"{data_dir} was seeded by another benchmark: use a directory of its own")
+    _say(f"seeding {scale.contacts:,} contacts ...")
+    contacts = seed(data_dir, contacts=scale.contacts, keep_running=True, seed_value=args.seed)
+    seeded = json.loads((data_dir / SEED_FILE).read_text(encoding="utf-8"))
+    dsn = plain_dsn(EmbeddedPostgres(data_dir).superuser_dsn())
+
+    async def history() -> dict[str, Any]:
+        connection = await asyncpg.connect(dsn)
+        try:
+            rows = await connection.fetch(
+                "SELECT id FROM contacts WHERE workspace_id = $1", seeded["workspace_id"]
+            )
+        finally:
+            await connection.close()
+        ids = [str(row["id"]) for row in rows]
+        _say(f"seeding {scale.interactions:,} interactions and {scale.purchases:,} purchases ...")
+        return await seed_history(
+            dsn,
+            seeded["workspace_id"],
+            ids,
+            interactions=scale.interactions,
+            purchases=scale.purchases,
+            seed=args.seed,
+        )
+
+    info = {
+        "scale": args.scale,
+        "seeded_at": args.timestamp,
+        "workspace_id": seeded["workspace_id"],
+        "api_key": seeded["api_key"],
+        "seeding": {"contacts": contacts, "history": asyncio.run(history())},
+    }
+    info_file.write_text(json.dumps(info, indent=2, default=str) + "\n", encoding="utf-8")
+    return info
+
+
+async def _database_facts(dsn: str, workspace_id: str) -> dict[str, Any]:
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        counts = {}
+        for table in ("contacts", "interactions", "purchases", "purchase_items"):
+            counts[table] = await connection.fetchval(
+                f"SELECT count(*) FROM {table} WHERE workspace_id = $1",
+                workspace_id,
+            )
+        return {"server_version": await connection.fetchval("SHOW server_version"), "rows": counts}
+    finally:
+        await connection.close()
+
+
+async def _statements(dsn: str) -> int:
+    """Statements the service's role ran since the last reset (the superuser's left out)."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        return int(
+            await connection.fetchval(
+                """
+                SELECT coalesce(sum(s.calls), 0) FROM pg_stat_statements s
+                JOIN pg_roles r ON r.oid = s.userid
+                WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+                  AND r.rolname <> current_user
+                """
+            )
+        )
+    finally:
+        await connection.close()
+
+
+# -- baselines ---------------------------------------------------------------------------------
+
+
+def pgbench(data_dir: Path, scale: int, clients: int, duration: float) -> dict[str, Any]:
+    """pgbench select-only and TPC-B-like on a database of its own on the same server."""
+    server = EmbeddedPostgres(data_dir)
+    socket = str(server.layout.socket_dir)
+    binary = str(_bin_dir() / "pgbench")
+    base = [binary, "-h", socket, "-U", "postgres"]
+    out: dict[str, Any] = {"scale": scale, "clients": clients, "duration_s": duration}
+
+    def run(*arguments: str) -> str:
+        done = subprocess.run(
+            [*base, *arguments], capture_output=True, text=True, timeout=600, check=False
+        )
+        if done.returncode != 0:
+            raise BenchError(f"pgbench {' '.join(arguments[:2])} failed: {done.stderr[-300:]}")
+        return done.stdout
+
+    dsn = plain_dsn(server.superuser_dsn())
+
+    async def create() -> None:
+        connection = await asyncpg.connect(dsn)
+        try:
+            exists = await connection.fetchval("SELECT 1 FROM pg_database WHERE datname='pgbench'")
+            if not exists:
+                await connection.execute("CREATE DATABASE pgbench")
+        finally:
+            await connection.close()
+
+    asyncio.run(create())
+    run("-i", "-q", "-s", str(scale), "pgbench")
+    threads = str(max(1, min(clients, os.cpu_count() or 1)))
+    for name, extra in (("select_only", ["-S"]), ("tpcb_like", [])):
+        output = run(*extra, "-c", str(clients), "-j", threads, "-T", str(int(duration)),
+                     "-n", "pgbench")  # fmt: skip
+        found = re.search(r"tps = ([\d.]+)", output)
+        latency = re.search(r"latency average = ([\d.]+) ms", output)
+        out[name] = {
+            "tps": float(found.group(1)) if found else None,
+            "latency_avg_ms": float(latency.group(1)) if latency else None,
+        }
+    return out
+
+
+async def _raw_load(
+    url: str, connections: int, duration: float, warmup: float, headers: dict[str, str]
+) -> dict[str, Any]:
+    target = loadgen.build_target(url, headers=headers)
+    result = await loadgen.run_load(
+        target, connections=connections, duration=duration, warmup=warmup
+    )
+    return result.as_dict()
+
+
+# -- measuring ---------------------------------------------------------------------------------
+
+
+def _percentiles(values: list[float]) -> dict[str, float | None]:
+    ordered = sorted(values)
+    if not ordered:
+        return {"p50_ms": None, "p95_ms": None, "p99_ms": None, "max_ms": None}
+    return {
+        "p50_ms": loadgen.percentile(ordered, 0.50),
+        "p95_ms": loadgen.percentile(ordered, 0.95),
+        "p99_ms": loadgen.percentile(ordered, 0.99),
+        "max_ms": ordered[-1],
+    }
+
+
+def summarise(outcome: Outcome) -> dict[str, Any]:
+    record = outcome.record
+    every = [ms for stats in record.steps.values() for ms in stats.latencies_ms]
+    return {
+        "visits": record.visits,
+        "failed_visits": record.failed_visits,
+        "requests": record.requests,
+        "errors": record.errors,
+        "seconds": outcome.seconds,
+        "visits_per_s": outcome.visits_per_s,
+        "requests_per_s": outcome.requests_per_s,
+        **_percentiles(every),
+        "steps": {
+            step: {
+                "requests": len(stats.latencies_ms),
+                "errors": stats.errors,
+                "statuses": {str(code): count for code, count in sorted(stats.statuses.items())},
+                **_percentiles(stats.latencies_ms),
+                "error_samples": stats.error_samples,
+            }
+            for step, stats in record.steps.items()
+        },
+    }
+
+
+def _client(port: int, headers: dict[str, str], connections: int) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}",
+        headers=headers,
+        timeout=httpx.Timeout(60.0),
+        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+    )
+
+
+async def _baseline_visit(
+    client: httpx.AsyncClient, _data: Dataset, _rng: Any, record: Any
+) -> None:
+    await record.call("baseline read", client.get("/"))
+
+
+async def measure(
+    args: argparse.Namespace,
+    service: Server,
+    baseline: Server,
+    data_dir: Path,
+    info: dict[str, Any],
+) -> dict[str, Any]:
+    from bench.scenarios import Scenario
+
+    scale = SCALES[args.scale]
+    duration = args.duration or scale.duration
+    warmup = args.warmup if args.warmup is not None else scale.warmup
+    concurrency = args.concurrency
+    dsn = plain_dsn(EmbeddedPostgres(data_dir).superuser_dsn())
+    pgdata = EmbeddedPostgres(data_dir).layout.pgdata
+    auth = {"Authorization": f"Bearer {info['api_key']}"}
+    me = psutil.Process()
+    report: dict[str, Any] = {"workloads": {}}
+    chosen = [SCENARIOS[name] for name in args.only] if args.only else list(SCENARIOS.values())
+    async with (
+        _client(service.port, auth, concurrency) as client,
+        _client(baseline.port, {}, concurrency) as base_client,
+    ):
+        _say("reading the dataset through the API ...")
+        data = await load_dataset(client)
+        report["dataset"] = {"contacts": len(data.contact_ids), "names": len(data.names),
+                             "phones": len(data.phones)}  # fmt: skip
+
+        _say(f"baseline: raw asyncpg read, loadgen, {concurrency} connections ...")
+        report["baseline_raw"] = await _raw_load(
+            baseline.url("/"), concurrency, duration, warmup, {}
+        )
+        _say("baseline: the same read through the scenarios' httpx client ...")
+        base = await drive(
+            base_client,
+            Scenario("baseline", "GET / on the baseline", _baseline_visit, micro=True),
+            data,
+            concurrency=concurrency,
+            duration=duration,
+            warmup=warmup,
+        )
+        report["baseline_httpx"] = summarise(base)
+
+        for workload in chosen:
+            _say(f"{workload.name}: {concurrency} clients, {duration:g} s ...")
+            await _reset_statements(dsn)
+            sampler = CpuSampler(service.pid, pgdata)
+            cpu_before = me.cpu_times()
+            sampler.start()
+            outcome = await drive(
+                client, workload, data, concurrency=concurrency, duration=duration, warmup=warmup
+            )
+            sampler.stop()
+            cpu_after = me.cpu_times()
+            client_cores = (
+                cpu_after.user + cpu_after.system - cpu_before.user - cpu_before.system
+            ) / max(outcome.seconds + warmup, 1e-9)
+            statements = await _statements(dsn)
+            summary = summarise(outcome)
+            # The statements include the warm-up's: divide by every request sent, not only
+            # the recorded ones.
+            sent = max(outcome.record.requests, 1) * (outcome.seconds + warmup) / outcome.seconds
+            summary.update(
+                description=workload.description,
+                micro=workload.micro,
+                cpu_cores=sampler.cores(client_cores),
+                service_rss_mib=psutil.Process(service.pid).memory_info().rss / 2**20,
+                statements_per_request=statements / sent,
+            )
+            report["workloads"][workload.name] = summary
+            _say(
+                f"  {summary['requests_per_s']:,.0f} req/s, p95 {summary['p95_ms'] or 0:,.1f} ms,"
+                f" {summary['errors']} errors"
+            )
+
+        if not args.only or "get_contact" in args.only:
+            _say("get_contact through loadgen (the raw baseline's client) ...")
+            report["get_contact_raw"] = await _raw_load(
+                service.url(f"/v1/contacts/{data.contact_ids[0]}"),
+                concurrency,
+                duration,
+                warmup,
+                auth,
+            )
+    if not args.skip_pgbench:
+        _say("pgbench select-only and TPC-B-like ...")
+        report["pgbench"] = pgbench(data_dir, scale.pgbench_scale, concurrency, duration)
+    report["budgets"] = budgets(report)
+    return report
+
+
+def ratio(value: float | None, base: float | None) -> float | None:
+    return value / base if value is not None and base else None
+
+
+def budgets(report: dict[str, Any]) -> list[dict[str, Any]]:
+    raw = report["baseline_raw"]["rps"]
+    workloads = report["workloads"]
+    out = []
+    if "get_contact_raw" in report:
+        measured = ratio(report["get_contact_raw"]["rps"], raw)
+        out.append({"budget": "GET contact by id, req/s vs raw baseline", "target": ">= 0.5x",
+                    "measured": measured,
+                    "met": measured is not None and measured >= 0.5})  # fmt: skip
+    if "graphql_contact_page" in workloads:
+        page = workloads["graphql_contact_page"]
+        measured = ratio(page["requests_per_s"], raw)
+        out.append({"budget": "GraphQL contact page, req/s vs raw baseline", "target": ">= 0.25x",
+                    "measured": measured, "met": measured is not None and measured >= 0.25,
+                    "statements_per_request": page["statements_per_request"]})  # fmt: skip
+    if "search" in workloads:
+        p95 = workloads["search"]["p95_ms"]
+        out.append({"budget": "search p95 (budget stated on 1M contacts)", "target": "<= 50 ms",
+                    "measured": p95, "met": p95 is not None and p95 <= 50})  # fmt: skip
+    if "timeline_page" in workloads:
+        p95 = workloads["timeline_page"]["p95_ms"]
+        out.append({"budget": "timeline page p95", "target": "<= 30 ms", "measured": p95,
+                    "met": p95 is not None and p95 <= 30})  # fmt: skip
+    return out
+
+
+# -- the run -----------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace, processes: Processes, temp: Path) -> dict[str, Any]:
+    data_dir = _resolve(args.data_dir) or temp / "data"
+    if EmbeddedPostgres(data_dir)._someone_serving():
+        raise BenchError(f"a crm serve is running on {data_dir}: stop it first")
+    began = time.perf_counter()
+    info = prepare_data(args, data_dir)
+    data_s = time.perf_counter() - began
+    dsn = plain_dsn(EmbeddedPostgres(data_dir).superuser_dsn())
+    facts = asyncio.run(_database_facts(dsn, info["workspace_id"]))
+    _say("starting crm serve (1 worker) and the baseline ...")
+    service = _start_service(processes, data_dir)
+    baseline = _start_baseline(processes, dsn, info["workspace_id"])
+    runner = loadgen.event_loop_runner()
+    report: dict[str, Any] = runner(measure(args, service, baseline, data_dir, info))
+    report["meta"] = {
+        "timestamp": args.timestamp,
+        "scale": args.scale,
+        "rows": facts["rows"],
+        "concurrency": args.concurrency,
+        "duration_s": args.duration or SCALES[args.scale].duration,
+        "cpu_count": psutil.cpu_count(),
+        "cpu_model": _cpu_model(),
+        "python": platform.python_version(),
+        "postgres": facts["server_version"],
+        "code": json.loads(os.environ.get(_CODE, "{}")),
+        "data_seconds": data_s,
+        "seeding": info.get("seeding") if info.get("seeded_at") == args.timestamp else None,
+        "http_client": f"httpx {httpx.__version__}, HTTP/1.1 keep-alive",
+    }
+    return report
+
+
+# -- the report --------------------------------------------------------------------------------
+
+
+def _f(value: float | None, digits: int = 1) -> str:
+    return "n/a" if value is None else f"{value:,.{digits}f}"
+
+
+def render_markdown(report: dict[str, Any], charts: list[str]) -> str:
+    meta = report["meta"]
+    raw = report["baseline_raw"]
+    httpx_base = report["baseline_httpx"]
+    lines = [
+        f"# Workloads, {meta['scale']} scale ({meta['timestamp']})",
+        "",
+        f"{meta['rows']['contacts']:,} contacts, {meta['rows']['interactions']:,} interactions, "
+        f"{meta['rows']['purchases']:,} purchases; {meta['concurrency']} concurrent clients, "
+        f"{meta['duration_s']:g} s per workload; {meta['cpu_count']} CPUs ({meta['cpu_model']}), "
+        f"PostgreSQL {meta['postgres']}, Python {meta['python']}; client, service and database "
+        "share the machine. Code: "
+        f"{meta['code'].get('commit', '?')[:12]}{' (dirty)' if meta['code'].get('dirty') else ''}.",
+        "",
+        "## Baselines (same run)",
+        "",
+        "| baseline | req/s or tps | p50 ms | p95 ms | p99 ms |",
+        "|---|---:|---:|---:|---:|",
+        f"| Starlette + raw asyncpg PK read, loadgen | {_f(raw['rps'], 0)} | "
+        f"{_f(raw['p50_ms'], 2)} | {_f(raw['p95_ms'], 2)} | {_f(raw['p99_ms'], 2)} |",
+        f"| the same read, scenarios' httpx client | {_f(httpx_base['requests_per_s'], 0)} | "
+        f"{_f(httpx_base['p50_ms'], 2)} | {_f(httpx_base['p95_ms'], 2)} | "
+        f"{_f(httpx_base['p99_ms'], 2)} |",
+    ]
+    bench = report.get("pgbench")
+    if bench:
+        for name in ("select_only", "tpcb_like"):
+            lines.append(
+                f"| pgbench {name.replace('_', ' ')} (scale {bench['scale']}) | "
+                f"{_f(bench[name]['tps'], 0)} | {_f(bench[name]['latency_avg_ms'], 2)} (avg) | | |"
+            )
+    lines += [
+        "",
+        "## Workloads",
+        "",
+        "Ratios are to the baseline read driven by the same client (httpx); `get_contact` is "
+        "also driven by loadgen below, for the ratio to the raw baseline.",
+        "",
+        "| workload | visits/s | req/s | x baseline | p50 ms | p95 ms | p99 ms | errors | "
+        "SQL/req | service CPU | PG CPU | RSS MiB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, work in report["workloads"].items():
+        cores = work.get("cpu_cores") or {}
+        lines.append(
+            f"| {name} | {_f(work['visits_per_s'])} | {_f(work['requests_per_s'])} | "
+            f"{_f(ratio(work['requests_per_s'], httpx_base['requests_per_s']), 3)} | "
+            f"{_f(work['p50_ms'])} | {_f(work['p95_ms'])} | {_f(work['p99_ms'])} | "
+            f"{work['errors']} | {_f(work['statements_per_request'])} | "
+            f"{_f(cores.get('server'), 2)} | {_f(cores.get('postgres'), 2)} | "
+            f"{_f(work['service_rss_mib'], 0)} |"
+        )
+    lines += ["", "### Steps", "",
+              "| workload | step | requests | p50 ms | p95 ms | p99 ms | errors |",
+              "|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for name, work in report["workloads"].items():
+        for step, stats in work["steps"].items():
+            lines.append(
+                f"| {name} | {step} | {stats['requests']} | {_f(stats['p50_ms'])} | "
+                f"{_f(stats['p95_ms'])} | {_f(stats['p99_ms'])} | {stats['errors']} |"
+            )
+    errors = [
+        (name, step, sample)
+        for name, work in report["workloads"].items()
+        for step, stats in work["steps"].items()
+        for sample in stats["error_samples"]
+    ]
+    if errors:
+        lines += ["", "### Error samples", ""]
+        lines += [f"- {name} / {step}: {sample['status']} {sample['detail'][:200]}"
+                  for name, step, sample in errors[:20]]  # fmt: skip
+    get_raw = report.get("get_contact_raw")
+    if get_raw:
+        lines += [
+            "",
+            f"`GET /v1/contacts/{{id}}` by loadgen: {_f(get_raw['rps'], 0)} req/s "
+            f"({_f(ratio(get_raw['rps'], raw['rps']), 3)}x the raw baseline), p50 "
+            f"{_f(get_raw['p50_ms'], 2)} ms, p99 {_f(get_raw['p99_ms'], 2)} ms, "
+            f"{get_raw['non_2xx'] + get_raw['errors']} errors.",
+        ]
+    lines += ["", "## Budgets", "", "| budget | target | measured | met |", "|---|---|---:|---|"]
+    for budget in report["budgets"]:
+        measured = budget["measured"]
+        shown = _f(measured, 3) if budget["target"].startswith(">=") else f"{_f(measured)} ms"
+        lines.append(
+            f"| {budget['budget']} | {budget['target']} | {shown} | "
+            f"{'yes' if budget['met'] else 'no'} |"
+        )
+    if charts:
+        lines += ["", "## Charts", ""] + [f"![{Path(c).stem}]({Path(c).name})" for c in charts]
+    return "\n".join(lines) + "\n"
+
+
+def render_charts(report: dict[str, Any], out: Path, stem: str) -> list[str]:
+    """Throughput and latency PNGs; none when matplotlib is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        _say("matplotlib is not installed (pip install -e '.[bench]'): no charts")
+        return []
+    workloads = report["workloads"]
+    names = list(workloads)
+    baseline = report["baseline_httpx"]["requests_per_s"]
+    paths = []
+
+    figure, axis = plt.subplots(figsize=(10, 4.8))
+    values = [workloads[name]["requests_per_s"] for name in names]
+    axis.bar(names, values, color="#3b6ea5")
+    axis.axhline(baseline, color="#c0392b", linestyle="--",
+                 label=f"baseline PK read, same client ({baseline:,.0f} req/s)")  # fmt: skip
+    axis.set_ylabel("requests / s")
+    axis.set_title(f"Throughput at {report['meta']['concurrency']} clients "
+                   f"({report['meta']['scale']} scale)")  # fmt: skip
+    axis.legend()
+    axis.tick_params(axis="x", rotation=30)
+    figure.tight_layout()
+    throughput = out / f"{stem}-throughput.png"
+    figure.savefig(throughput, dpi=110)
+    plt.close(figure)
+    paths.append(str(throughput))
+
+    figure, axis = plt.subplots(figsize=(10, 4.8))
+    width = 0.27
+    positions = range(len(names))
+    for offset, (key, colour) in enumerate(
+        (("p50_ms", "#7fb3d5"), ("p95_ms", "#2e86c1"), ("p99_ms", "#1b4f72"))
+    ):
+        axis.bar([p + (offset - 1) * width for p in positions],
+                 [workloads[name][key] or 0 for name in names], width,
+                 label=key.replace("_ms", ""), color=colour)  # fmt: skip
+    axis.set_xticks(list(positions), names, rotation=30)
+    axis.set_yscale("log")
+    axis.set_ylabel("latency per request, ms (log)")
+    axis.set_title("Latency per request")
+    axis.legend()
+    figure.tight_layout()
+    latency = out / f"{stem}-latency.png"
+    figure.savefig(latency, dpi=110)
+    plt.close(figure)
+    paths.append(str(latency))
+    return paths
+
+
+def write_report(report: dict[str, Any], out: Path) -> tuple[Path, Path, str]:
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"workloads-{report['meta']['scale']}-{report['meta']['timestamp']}"
+    charts = render_charts(report, out, stem)
+    markdown = render_markdown(report, charts)
+    json_path, md_path = out / f"{stem}.json", out / f"{stem}.md"
+    json_path.write_text(
+        json.dumps(report, indent=2, default=str, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    md_path.write_text(markdown, encoding="utf-8")
+    if os.environ.get("BENCH_PUBLISH"):
+        REPORTS_DIR.mkdir(parents=True, exist_ok=True)
+        scale = report["meta"]["scale"]
+        for chart in charts:
+            shutil.copy(chart, REPORTS_DIR / Path(chart).name.replace(stem, f"workloads-{scale}"))
+        published = markdown.replace(stem, f"workloads-{scale}")
+        (REPORTS_DIR / f"workloads-{scale}.md").write_text(published, encoding="utf-8")
+        _say(f"published to {REPORTS_DIR / f'workloads-{scale}.md'}")
+    return json_path, md_path, markdown
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.workloads",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add = parser.add_argument
+    add("--scale", choices=sorted(SCALES), default="medium")
+    add("--only", type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
+        help=f"comma-separated workloads (of: {', '.join(SCENARIOS)})")  # fmt: skip
+    add("--concurrency", type=int, default=8, help="clients in flight")
+    add("--duration", type=float, help="measured seconds per workload (default: by scale)")
+    add("--warmup", type=float, help="seconds before each measurement (default: by scale)")
+    add("--skip-pgbench", action="store_true")
+    add("--publish", action="store_true", help="also copy the summary to bench/reports/")
+    add("--seed", type=int, default=42, help="seed of the generated data")
+    add("--data-dir", type=Path, help="embedded data directory (kept; reused at the same scale)")
+    add("--keep-data", action="store_true", help="keep the temporary data directory")
+    add("--code", choices=["head", "worktree"], default="head")
+    add("--code-ref", default="HEAD", help="with --code head: what to run")
+    add("--out", default=str(PROJECT_ROOT / "bench" / "results"))
+    add("--timestamp", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.only or ()) - set(SCENARIOS))
+    if unknown:
+        parser.error(f"unknown workload(s) {', '.join(unknown)}; of {', '.join(SCENARIOS)}")
+    if args.concurrency < 1 or (args.duration is not None and args.duration <= 0):
+        parser.error("--concurrency must be at least 1 and --duration above 0")
+    args.timestamp = args.timestamp or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    if args.publish:
+        os.environ["BENCH_PUBLISH"] = "1"
+    if os.environ.get(_CHILD):
+        sys.exit(search.child_main(args, run, write_report))
+    signal.signal(signal.SIGTERM, _interrupt)
+    sys.exit(search.parent_main(args, argv, module="bench.workloads", data_file=WORKLOADS_FILE))
+
+
+if __name__ == "__main__":
+    main()
