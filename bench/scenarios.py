@@ -63,6 +63,8 @@ class Recorder:
     visits: int = 0
     failed_visits: int = 0
     recording: bool = True
+    # Every request, warm-up included: what server-side counters (SQL statements) divide by.
+    sent: int = 0
 
     async def call(
         self,
@@ -71,6 +73,7 @@ class Recorder:
         expect: Collection[int] = (200,),
     ) -> httpx.Response | None:
         """The response when its status is expected; None (an error) otherwise."""
+        self.sent += 1
         started = time.perf_counter()
         try:
             response = await request

@@ -189,7 +189,7 @@ async def _statements(dsn: str) -> int:
 # -- baselines ---------------------------------------------------------------------------------
 
 
-def pgbench(data_dir: Path, scale: int, clients: int, duration: float) -> dict[str, Any]:
+async def pgbench(data_dir: Path, scale: int, clients: int, duration: float) -> dict[str, Any]:
     """pgbench select-only and TPC-B-like on a database of its own on the same server."""
     server = EmbeddedPostgres(data_dir)
     socket = str(server.layout.socket_dir)
@@ -197,9 +197,14 @@ def pgbench(data_dir: Path, scale: int, clients: int, duration: float) -> dict[s
     base = [binary, "-h", socket, "-U", "postgres"]
     out: dict[str, Any] = {"scale": scale, "clients": clients, "duration_s": duration}
 
-    def run(*arguments: str) -> str:
-        done = subprocess.run(
-            [*base, *arguments], capture_output=True, text=True, timeout=600, check=False
+    async def run(*arguments: str) -> str:
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [*base, *arguments],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
         )
         if done.returncode != 0:
             raise BenchError(f"pgbench {' '.join(arguments[:2])} failed: {done.stderr[-300:]}")
@@ -216,11 +221,11 @@ def pgbench(data_dir: Path, scale: int, clients: int, duration: float) -> dict[s
         finally:
             await connection.close()
 
-    asyncio.run(create())
-    run("-i", "-q", "-s", str(scale), "pgbench")
+    await create()
+    await run("-i", "-q", "-s", str(scale), "pgbench")
     threads = str(max(1, min(clients, os.cpu_count() or 1)))
     for name, extra in (("select_only", ["-S"]), ("tpcb_like", [])):
-        output = run(*extra, "-c", str(clients), "-j", threads, "-T", str(int(duration)),
+        output = await run(*extra, "-c", str(clients), "-j", threads, "-T", str(int(duration)),
                      "-n", "pgbench")  # fmt: skip
         found = re.search(r"tps = ([\d.]+)", output)
         latency = re.search(r"latency average = ([\d.]+) ms", output)
@@ -355,9 +360,8 @@ async def measure(
             ) / max(outcome.seconds + warmup, 1e-9)
             statements = await _statements(dsn)
             summary = summarise(outcome)
-            # The statements include the warm-up's: divide by every request sent, not only
-            # the recorded ones.
-            sent = max(outcome.record.requests, 1) * (outcome.seconds + warmup) / outcome.seconds
+            # The statements include the warm-up's: divide by every request sent.
+            sent = max(outcome.record.sent, 1)
             summary.update(
                 description=workload.description,
                 micro=workload.micro,
@@ -382,7 +386,7 @@ async def measure(
             )
     if not args.skip_pgbench:
         _say("pgbench select-only and TPC-B-like ...")
-        report["pgbench"] = pgbench(data_dir, scale.pgbench_scale, concurrency, duration)
+        report["pgbench"] = await pgbench(data_dir, scale.pgbench_scale, concurrency, duration)
     report["budgets"] = budgets(report)
     return report
 

@@ -11,6 +11,7 @@ from app.auth.dependencies import AuthContext
 from app.contact import schemas
 from app.contact.repository import ContactRepository
 from app.contact.service import contact as contact_service
+from app.contact.service import emails_of, phones_of
 from app.db.locking import lock_keys
 from app.kit.contact_points import normalize_phone
 from app.kit.errors import CRMError, ValidationFailed
@@ -103,10 +104,10 @@ class BatchService:
             known = {e.email for e in item.emails}
             values["emails"] = [
                 schemas.EmailIn(
-                    email=e.email, primary=e.is_primary and not any(n.primary for n in item.emails)
+                    email=email, primary=primary and not any(n.primary for n in item.emails)
                 )
-                for e in current.emails
-                if e.email not in known
+                for email, primary in emails_of(current)
+                if email not in known
             ] + list(item.emails)
         if "phones" in values:
             incoming = set()
@@ -114,11 +115,9 @@ class BatchService:
                 with contextlib.suppress(ValueError):  # invalid ones fail in the update
                     incoming.add(normalize_phone(phone.number, region))
             values["phones"] = [
-                schemas.PhoneIn.model_validate(
-                    {"number": p.number, "type": p.type, "primary": False}
-                )
-                for p in current.phones
-                if p.number not in incoming
+                schemas.PhoneIn.model_validate({"number": number, "type": kind, "primary": False})
+                for number, kind, _primary in phones_of(current)
+                if number not in incoming
             ] + list(item.phones)
         if "tags" in values:
             values["tags"] = list(dict.fromkeys([*current.tags, *item.tags]))

@@ -15,6 +15,7 @@ from app.contact.exceptions import ContactMerged, ContactNotFound
 from app.contact.references import move_references
 from app.contact.repository import ContactRepository
 from app.contact.service import contact as contact_service
+from app.contact.service import phones_of
 from app.events import outbox
 from app.kit.errors import FieldError, ValidationFailed
 from app.kit.ids import uuid7
@@ -207,7 +208,7 @@ class MergeService:
         contact = await contact_service.get(session, auth, contact_id)
         repository = ContactRepository(session)
         by_phone = await repository.contacts_with_phones(
-            auth.workspace_id, [phone.number for phone in contact.phones], exclude=contact.id
+            auth.workspace_id, [number for number, _, _ in phones_of(contact)], exclude=contact.id
         )
         name_key = (
             await session.execute(select(func.crm_search_key(contact.display_name)))

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, exists, func, select
+from sqlalchemy import ColumnElement, Select, delete, exists, func, literal_column, select
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import selectinload, with_expression
 
 from app.db.pairs import text_pairs
 from app.kit.pagination import Keyset
@@ -35,11 +36,72 @@ class ContactFilters:
 
 
 def _with_children(statement: Select[Any]) -> Select[Any]:
+    """For changing contacts: their e-mails, phones and ids as ORM collections."""
     return statement.options(
         selectinload(Contact.emails),
         selectinload(Contact.phones),
         selectinload(Contact.external_ids),
     )
+
+
+def _json_list(*pairs: Any, order_by: Any, where: Any) -> ColumnElement[Any]:
+    return (
+        select(
+            func.coalesce(
+                func.jsonb_agg(aggregate_order_by(func.jsonb_build_object(*pairs), order_by)),
+                literal_column("'[]'::jsonb"),
+            )
+        )
+        .where(where)
+        .scalar_subquery()
+    )
+
+
+def _value_options() -> tuple[Any, ...]:
+    emails = _json_list(
+        "email", ContactEmail.email, "primary", ContactEmail.is_primary,
+        order_by=ContactEmail.position,
+        where=(ContactEmail.workspace_id == Contact.workspace_id)
+        & (ContactEmail.contact_id == Contact.id),
+    )  # fmt: skip
+    phones = _json_list(
+        "number", ContactPhone.number, "type", ContactPhone.type,
+        "primary", ContactPhone.is_primary,
+        order_by=ContactPhone.position,
+        where=(ContactPhone.workspace_id == Contact.workspace_id)
+        & (ContactPhone.contact_id == Contact.id),
+    )  # fmt: skip
+    external_ids = (
+        select(
+            func.coalesce(
+                func.jsonb_object_agg(ContactExternalId.system, ContactExternalId.value),
+                literal_column("'{}'::jsonb"),
+            )
+        )
+        .where(
+            ContactExternalId.workspace_id == Contact.workspace_id,
+            ContactExternalId.contact_id == Contact.id,
+        )
+        .scalar_subquery()
+    )
+    return (
+        with_expression(Contact.email_values, emails),
+        with_expression(Contact.phone_values, phones),
+        with_expression(Contact.external_id_values, external_ids),
+    )
+
+
+# Built once: constructing these expressions costs more than running the query.
+_VALUE_OPTIONS = _value_options()
+
+
+def _with_values(statement: Select[Any]) -> Select[Any]:
+    """For reading contacts: their e-mails, phones and ids as JSON in the same statement.
+
+    ``populate_existing``: a contact already in the session (loaded without them) gets them
+    too; its pending changes were flushed before the query, so nothing is lost.
+    """
+    return statement.options(*_VALUE_OPTIONS).execution_options(populate_existing=True)
 
 
 class ContactRepository:
@@ -58,6 +120,25 @@ class ContactRepository:
         result = await self.session.execute(statement)
         found: Contact | None = result.scalars().unique().one_or_none()
         return found
+
+    async def read(self, workspace_id: uuid.UUID, contact_id: uuid.UUID) -> Contact | None:
+        """The contact, merged tombstones included, to show (not to change): one statement."""
+        statement = _with_values(
+            select(Contact).where(Contact.workspace_id == workspace_id, Contact.id == contact_id)
+        )
+        found: Contact | None = (await self.session.execute(statement)).scalars().one_or_none()
+        return found
+
+    async def read_many(
+        self, workspace_id: uuid.UUID, contact_ids: Iterable[uuid.UUID]
+    ) -> list[Contact]:
+        """The contacts, to show (not to change): one statement."""
+        statement = _with_values(
+            select(Contact).where(
+                Contact.workspace_id == workspace_id, Contact.id.in_(list(contact_ids))
+            )
+        ).order_by(Contact.id)
+        return list((await self.session.execute(statement)).scalars().all())
 
     async def merged_into(
         self, workspace_id: uuid.UUID, contact_id: uuid.UUID
@@ -132,8 +213,8 @@ class ContactRepository:
     async def find(
         self, workspace_id: uuid.UUID, filters: ContactFilters, keyset: Keyset
     ) -> list[Contact]:
-        statement = _with_children(keyset.apply(self._filtered(workspace_id, filters)))
-        return list((await self.session.execute(statement)).scalars().unique().all())
+        statement = _with_values(keyset.apply(self._filtered(workspace_id, filters)))
+        return list((await self.session.execute(statement)).scalars().all())
 
     async def search(
         self,
@@ -154,7 +235,7 @@ class ContactRepository:
             limit=limit,
             after=after,
         )
-        rows = (await self.session.execute(_with_children(statement))).unique().all()
+        rows = (await self.session.execute(_with_values(statement))).all()
         return [(row[0], float(row[1])) for row in rows]
 
     async def email_owners(

@@ -139,7 +139,7 @@ class ContactService:
             ContactNotFound: no such contact in the caller's workspace.
             ContactMerged: it was absorbed by a merge (the problem names the survivor).
         """
-        contact = await ContactRepository(session).get(auth.workspace_id, contact_id)
+        contact = await ContactRepository(session).read(auth.workspace_id, contact_id)
         if contact is None:
             raise ContactNotFound()
         if contact.merged_into_id is not None:
@@ -149,7 +149,7 @@ class ContactService:
     async def get_many(
         self, session: AsyncSession, auth: AuthContext, contact_ids: Sequence[uuid.UUID]
     ) -> dict[uuid.UUID, Contact]:
-        rows = await ContactRepository(session).get_many(auth.workspace_id, contact_ids)
+        rows = await ContactRepository(session).read_many(auth.workspace_id, contact_ids)
         return {row.id: row for row in rows if row.merged_into_id is None}
 
     async def get_by_external_id(
@@ -440,12 +440,12 @@ class ContactService:
             given_name=contact.given_name,
             family_name=contact.family_name,
             display_name=contact.display_name,
-            emails=[schemas.Email(email=e.email, primary=e.is_primary) for e in contact.emails],
+            emails=[
+                schemas.Email(email=email, primary=primary) for email, primary in emails_of(contact)
+            ],
             phones=[
-                schemas.Phone.model_validate(
-                    {"number": p.number, "type": p.type, "primary": p.is_primary}
-                )
-                for p in contact.phones
+                schemas.Phone.model_validate({"number": number, "type": kind, "primary": primary})
+                for number, kind, primary in phones_of(contact)
             ],
             locale=contact.locale,
             time_zone=contact.time_zone,
@@ -456,9 +456,7 @@ class ContactService:
             owner_id=contact.owner_id,
             tags=list(contact.tags),
             attributes=dict(contact.attributes),
-            external_ids={
-                x.system: x.value for x in sorted(contact.external_ids, key=lambda x: x.system)
-            },
+            external_ids=dict(sorted(external_ids_of(contact).items())),
             acquisition_source=contact.acquisition_source,
             acquisition_channel=contact.acquisition_channel,
             created_at=contact.created_at,
@@ -651,3 +649,25 @@ def _derived_from_names(before: dict[str, Any], contact: Contact) -> bool:
 
 
 contact = ContactService()
+
+
+# A contact read to be shown carries its e-mails, phones and ids as JSON values; one loaded to
+# be changed carries them as ORM collections, which then reflect the session's changes.
+def emails_of(contact: Contact) -> list[tuple[str, bool]]:
+    """``(email, primary)`` in order."""
+    if "emails" in contact.__dict__ or contact.email_values is None:
+        return [(e.email, e.is_primary) for e in contact.emails]
+    return [(value["email"], value["primary"]) for value in contact.email_values]
+
+
+def phones_of(contact: Contact) -> list[tuple[str, str, bool]]:
+    """``(number, type, primary)`` in order."""
+    if "phones" in contact.__dict__ or contact.phone_values is None:
+        return [(p.number, p.type, p.is_primary) for p in contact.phones]
+    return [(value["number"], value["type"], value["primary"]) for value in contact.phone_values]
+
+
+def external_ids_of(contact: Contact) -> dict[str, str]:
+    if "external_ids" in contact.__dict__ or contact.external_id_values is None:
+        return {x.system: x.value for x in contact.external_ids}
+    return dict(contact.external_id_values)

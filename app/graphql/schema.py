@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import strawberry
-from strawberry.extensions import AddValidationRules, MaxAliasesLimiter, QueryDepthLimiter
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxAliasesLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
 from strawberry.tools import merge_types
 
 import app.modules  # noqa: F401  (registrations)
@@ -15,6 +21,8 @@ from app.graphql.extensions import ProblemCodes, cost_limit_rule
 from app.interaction.graphql import InteractionMutation, InteractionRootQuery
 from app.purchase.graphql import PurchaseMutation, PurchaseRootQuery
 from app.workspace.graphql import WorkspaceMutation, WorkspaceQuery
+
+GRAPHQL_CACHED_QUERIES = 256
 
 Query = merge_types(
     "Query",
@@ -41,13 +49,23 @@ Mutation = merge_types(
 
 
 def create_schema(settings: Settings) -> strawberry.Schema:
+    # The rule classes are made once: the validation cache is keyed by them, and the limiters
+    # would otherwise make new ones for every request.
+    rules = [
+        *QueryDepthLimiter(max_depth=settings.graphql_max_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases).validation_rules,
+        cost_limit_rule(settings.graphql_max_cost),
+    ]
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
         extensions=[
             ProblemCodes,
-            lambda: QueryDepthLimiter(max_depth=settings.graphql_max_depth),
-            lambda: MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases),
-            lambda: AddValidationRules([cost_limit_rule(settings.graphql_max_cost)]),
+            # A client sends the same few query texts over and over: parse and validate each
+            # once (validation does not depend on variables). Bounded, so distinct texts from
+            # a hostile client cannot grow memory.
+            lambda: ParserCache(maxsize=GRAPHQL_CACHED_QUERIES),
+            lambda: ValidationCache(maxsize=GRAPHQL_CACHED_QUERIES),
+            lambda: AddValidationRules(rules),
         ],
     )

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ from typing import Any
 import orjson
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     Select,
     and_,
     bindparam,
@@ -117,7 +119,13 @@ def external_id_map(entity: Any = Interaction) -> ColumnElement[Any]:
     )
 
 
+# Built once for the plain entity: constructing the expression costs more than running it.
+_IDS_OPTION = with_expression(Interaction.external_id_map, external_id_map())
+
+
 def _with_ids(statement: Select[Any], entity: Any = Interaction) -> Select[Any]:
+    if entity is Interaction:
+        return statement.options(_IDS_OPTION)
     return statement.options(with_expression(entity.external_id_map, external_id_map(entity)))
 
 
@@ -245,47 +253,6 @@ class InteractionRepository:
         )
         return {row.id: row.merged_into_id for row in result}
 
-    def _latest_per_contact(
-        self,
-        workspace_id: uuid.UUID,
-        contact_ids: Sequence[uuid.UUID],
-        limit: int,
-        *,
-        open_feedback_only: bool,
-    ) -> Select[Any]:
-        """Each contact's newest ``limit`` interactions: one LATERAL probe of the
-        (workspace, contact, occurred_at) index per contact, whatever its history's length."""
-        wanted = (
-            func.unnest(
-                bindparam(
-                    "contact_ids",
-                    list(dict.fromkeys(contact_ids)),
-                    type_=ARRAY(PG_UUID(as_uuid=True)),
-                )
-            )
-            .table_valued("contact_id")
-            .render_derived(name="wanted")
-        )
-        inner = select(Interaction).where(
-            Interaction.workspace_id == workspace_id,
-            Interaction.contact_id == wanted.c.contact_id,
-        )
-        if open_feedback_only:
-            inner = inner.where(open_attention())
-        latest = (
-            inner.order_by(Interaction.occurred_at.desc(), Interaction.id.desc())
-            .limit(limit)
-            .lateral("latest")
-        )
-        entity = aliased(Interaction, latest)
-        statement = (
-            select(entity)
-            .select_from(wanted)
-            .join(latest, true())
-            .order_by(entity.contact_id, entity.occurred_at.desc(), entity.id.desc())
-        )
-        return _with_ids(statement, entity).execution_options(populate_existing=True)
-
     async def latest_per_contact(
         self,
         workspace_id: uuid.UUID,
@@ -296,10 +263,15 @@ class InteractionRepository:
     ) -> list[Interaction]:
         if not contact_ids:
             return []
-        statement = self._latest_per_contact(
-            workspace_id, contact_ids, limit, open_feedback_only=open_feedback_only
+        result = await self.session.execute(
+            _latest_per_contact(open_feedback_only),
+            {
+                "workspace_id": workspace_id,
+                "contact_ids": list(dict.fromkeys(contact_ids)),
+                "latest_limit": limit,
+            },
         )
-        return list((await self.session.execute(statement)).scalars().all())
+        return list(result.scalars().all())
 
     async def counts_by_channel(
         self, workspace_id: uuid.UUID, contact_ids: Sequence[uuid.UUID]
@@ -399,3 +371,36 @@ class InteractionRepository:
                 "data": [data.decode() for _, data in events],
             },
         )
+
+
+@functools.cache
+def _latest_per_contact(open_feedback_only: bool) -> Select[Any]:
+    """Each contact's newest ``:latest_limit`` interactions: one LATERAL probe of the
+    (workspace, contact, occurred_at) index per contact, whatever its history's length.
+
+    Built once per variant, with bound parameters: constructing it costs more than running it.
+    """
+    wanted = (
+        func.unnest(bindparam("contact_ids", type_=ARRAY(PG_UUID(as_uuid=True))))
+        .table_valued("contact_id")
+        .render_derived(name="wanted")
+    )
+    inner = select(Interaction).where(
+        Interaction.workspace_id == bindparam("workspace_id", type_=PG_UUID(as_uuid=True)),
+        Interaction.contact_id == wanted.c.contact_id,
+    )
+    if open_feedback_only:
+        inner = inner.where(open_attention())
+    latest = (
+        inner.order_by(Interaction.occurred_at.desc(), Interaction.id.desc())
+        .limit(bindparam("latest_limit", type_=Integer))
+        .lateral("latest")
+    )
+    entity = aliased(Interaction, latest)
+    statement = (
+        select(entity)
+        .select_from(wanted)
+        .join(latest, true())
+        .order_by(entity.contact_id, entity.occurred_at.desc(), entity.id.desc())
+    )
+    return _with_ids(statement, entity).execution_options(populate_existing=True)

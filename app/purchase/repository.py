@@ -93,12 +93,15 @@ class PurchaseRepository:
         return found
 
     async def get_many(self, workspace_id: uuid.UUID, ids: Iterable[uuid.UUID]) -> list[Purchase]:
-        statement = _with_children(
-            select(Purchase).where(
-                Purchase.workspace_id == workspace_id, Purchase.id.in_(list(ids))
-            )
+        # Joined, not a statement per collection: a receipt has a few lines and ids at most,
+        # and the timeline loads a page of purchases in this one round trip.
+        statement = select(Purchase).where(
+            Purchase.workspace_id == workspace_id, Purchase.id.in_(list(ids))
         )
-        return list((await self.session.execute(statement)).scalars().all())
+        statement = statement.options(
+            joinedload(Purchase.items), joinedload(Purchase.external_ids)
+        ).execution_options(populate_existing=True)
+        return list((await self.session.execute(statement)).scalars().unique().all())
 
     def _filtered(self, workspace_id: uuid.UUID, filters: PurchaseFilters) -> Select[Any]:
         statement = select(Purchase).where(Purchase.workspace_id == workspace_id)

@@ -56,7 +56,9 @@ class LoadedEntry:
 
 
 # (workspace id, contact id, filter) -> SELECT occurred_at, id ... of the contact's entries.
-EntriesOf = Callable[[uuid.UUID, uuid.UUID, TimelineFilter], Select[datetime, uuid.UUID]]
+# The workspace and contact ids come as bound parameters (the statement is built once and run
+# for every contact): compare columns with them, never use them as Python values.
+EntriesOf = Callable[[Any, Any, TimelineFilter], Select[datetime, uuid.UUID]]
 # (session, auth, ids) -> the entries with those ids.
 LoadEntries = Callable[
     [AsyncSession, AuthContext, Sequence[uuid.UUID]], Awaitable[dict[uuid.UUID, LoadedEntry]]

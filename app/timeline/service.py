@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, literal, select, tuple_, union_all
+from sqlalchemy import DateTime, Integer, Select, bindparam, literal, select, tuple_, union_all
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.dependencies import AuthContext
@@ -51,33 +53,38 @@ def _visible_sources(auth: AuthContext, kinds: list[str]) -> list[TimelineSource
     ]
 
 
+@functools.lru_cache(maxsize=128)
 def _page_keys(
-    sources: list[TimelineSource],
-    workspace_id: uuid.UUID,
-    contact_id: uuid.UUID,
-    filters: TimelineFilter,
-    after: tuple[datetime, uuid.UUID] | None,
-    limit: int,
+    sources: tuple[TimelineSource, ...], filters: TimelineFilter, after: bool
 ) -> Select[Any]:
     """One statement: each source's newest ``limit + 1`` keys, merged and cut to the page.
 
     Each branch is ordered and limited on its own (index order), so the cost is that of a few
-    index range scans whatever the length of the history.
+    index range scans whatever the length of the history. Built once per shape (sources,
+    filter, first or later page) with the workspace, contact, cursor and limit as bound
+    parameters: constructing a union of sources costs more than running it.
     """
+    workspace = bindparam("timeline_workspace", type_=PG_UUID(as_uuid=True))
+    contact = bindparam("timeline_contact", type_=PG_UUID(as_uuid=True))
+    limit = bindparam("timeline_limit", type_=Integer)
     branches = []
     for source in sources:
-        keys = source.entries_of(workspace_id, contact_id, filters).subquery()
+        keys = source.entries_of(workspace, contact, filters).subquery()
         branch = select(literal(source.kind).label("kind"), keys.c.occurred_at, keys.c.id)
-        if after is not None:
-            branch = branch.where(tuple_(keys.c.occurred_at, keys.c.id) < tuple_(*after))
-        branches.append(
-            branch.order_by(keys.c.occurred_at.desc(), keys.c.id.desc()).limit(limit + 1)
-        )
+        if after:
+            branch = branch.where(
+                tuple_(keys.c.occurred_at, keys.c.id)
+                < tuple_(
+                    bindparam("timeline_after_at", type_=DateTime(timezone=True)),
+                    bindparam("timeline_after_id", type_=PG_UUID(as_uuid=True)),
+                )
+            )
+        branches.append(branch.order_by(keys.c.occurred_at.desc(), keys.c.id.desc()).limit(limit))
     merged = union_all(*branches).subquery("entries")
     return (
         select(merged.c.kind, merged.c.occurred_at, merged.c.id)
         .order_by(merged.c.occurred_at.desc(), merged.c.id.desc())
-        .limit(limit + 1)
+        .limit(limit)
     )
 
 
@@ -104,11 +111,21 @@ async def page(
     sources = _visible_sources(auth, list(filters.kinds))
     if not sources:
         return [], None
-    keys = (
-        await session.execute(
-            _page_keys(sources, auth.workspace_id, contact_id, filters, after, limit)
-        )
-    ).all()
+    shape = TimelineFilter(
+        kinds=tuple(filters.kinds),
+        channels=tuple(filters.channels),
+        occurred_after=filters.occurred_after,
+        occurred_before=filters.occurred_before,
+    )
+    params: dict[str, Any] = {
+        "timeline_workspace": auth.workspace_id,
+        "timeline_contact": contact_id,
+        "timeline_limit": limit + 1,
+    }
+    if after is not None:
+        params["timeline_after_at"], params["timeline_after_id"] = after
+    statement = _page_keys(tuple(sources), shape, after is not None)
+    keys = (await session.execute(statement, params)).all()
     by_kind = {source.kind: source for source in sources}
     shown = keys[:limit]
     loaded: dict[str, dict[uuid.UUID, Any]] = {}
