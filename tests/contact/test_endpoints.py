@@ -9,8 +9,10 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.db.session import Database
 from tests.conftest import WorkspaceHandle
 from tests.test_conventions import assert_problem
+from tests.test_graphql import count_statements
 
 SOMCHAI = {
     "given_name": "สมชาย",
@@ -332,3 +334,32 @@ async def test_scopes(client: httpx.AsyncClient, workspace: WorkspaceHandle) -> 
     assert_problem(response, 403, "forbidden")
     other = await workspace.key("cases:read")
     assert_problem(await client.get("/v1/contacts", headers=other), 403, "forbidden")
+
+
+async def test_reading_a_contact_is_one_statement_with_its_emails_phones_and_ids(
+    client: httpx.AsyncClient, workspace: WorkspaceHandle, database: Database
+) -> None:
+    created = await client.post(
+        "/v1/contacts",
+        headers=workspace.headers,
+        json={
+            "given_name": "Somchai",
+            "emails": [{"email": "b@example.co.th"}, {"email": "a@example.co.th", "primary": True}],
+            "phones": [{"number": "+66812345678"}, {"number": "+66898765432", "type": "work"}],
+            "external_ids": {"pos": "P-1", "line": "U-9"},
+        },
+    )
+    assert created.status_code == 201, created.text
+    await client.get(f"/v1/contacts/{created.json()['id']}", headers=workspace.headers)  # warm
+
+    with count_statements(database) as statements:
+        read = await client.get(f"/v1/contacts/{created.json()['id']}", headers=workspace.headers)
+
+    assert read.status_code == 200
+    body = read.json()
+    assert body == created.json()  # e-mails, phones and ids in their order, as written
+    contact_reads = [s for s in statements if "FROM contacts" in s]
+    assert len(contact_reads) == 1, statements
+    assert not [s for s in statements if "FROM contact_emails" in s and "jsonb" not in s]
+    # Binding the workspace, then the contact with everything it shows.
+    assert len(statements) == 2, statements
