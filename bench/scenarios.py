@@ -42,6 +42,8 @@ class Dataset:
     phones: list[str]  # E.164
     purchases: list[dict[str, Any]]  # {"id", "currency", "total"} of refundable purchases
     run_tag: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+    # What scenarios' prepare steps created, by name.
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def contact(self, rng: Random) -> str:
         return rng.choice(self.contact_ids)
@@ -109,6 +111,9 @@ class Recorder:
 
 
 Visit = Callable[[httpx.AsyncClient, Dataset, Random, Recorder], Awaitable[None]]
+# Run once before a scenario's visits (not measured): creates what its visits need, e.g. a
+# loyalty programme and members, and notes their ids in ``Dataset.extra``.
+Prepare = Callable[[httpx.AsyncClient, Dataset], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -118,14 +123,24 @@ class Scenario:
     visit: Visit
     # Micro-workloads hit one endpoint; client scenarios mix several.
     micro: bool = False
+    prepare: Prepare | None = None
+    # Clients in flight when the workload is about contention (one hot record); else the run's.
+    concurrency: int | None = None
 
 
 SCENARIOS: dict[str, Scenario] = {}
 
 
-def scenario(name: str, description: str, *, micro: bool = False) -> Callable[[Visit], Visit]:
+def scenario(
+    name: str,
+    description: str,
+    *,
+    micro: bool = False,
+    prepare: Prepare | None = None,
+    concurrency: int | None = None,
+) -> Callable[[Visit], Visit]:
     def register(visit: Visit) -> Visit:
-        SCENARIOS[name] = Scenario(name, description, visit, micro)
+        SCENARIOS[name] = Scenario(name, description, visit, micro, prepare, concurrency)
         return visit
 
     return register
@@ -429,12 +444,16 @@ async def drive(
     visits: int | None = None,
     warmup: float = 0.0,
     seed: int = 7,
+    prepare: bool = True,
 ) -> Outcome:
     """Run ``chosen`` in a closed loop: ``concurrency`` clients, each starting its next visit
     when the last one ended, for ``duration`` seconds after ``warmup`` (or ``visits`` visits
-    in all, without a warm-up). Only what happens after the warm-up is recorded."""
+    in all, without a warm-up). Only what happens after the warm-up is recorded. The
+    scenario's prepare step runs first unless ``prepare`` is false (the caller ran it)."""
     if (duration is None) == (visits is None):
         raise ValueError("give a duration or a number of visits")
+    if prepare and chosen.prepare is not None:
+        await chosen.prepare(client, data)
     record = Recorder(recording=warmup <= 0)
     remaining = [visits if visits is not None else -1]
     started = time.perf_counter()

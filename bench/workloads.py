@@ -321,7 +321,9 @@ async def measure(
     report: dict[str, Any] = {"workloads": {}}
     chosen = [SCENARIOS[name] for name in args.only] if args.only else list(SCENARIOS.values())
     async with (
-        _client(service.port, auth, concurrency) as client,
+        _client(
+            service.port, auth, max([concurrency, *(w.concurrency or 0 for w in chosen)])
+        ) as client,
         _client(baseline.port, {}, concurrency) as base_client,
     ):
         _say("reading the dataset through the API ...")
@@ -345,13 +347,22 @@ async def measure(
         report["baseline_httpx"] = summarise(base)
 
         for workload in chosen:
-            _say(f"{workload.name}: {concurrency} clients, {duration:g} s ...")
+            clients = workload.concurrency or concurrency
+            _say(f"{workload.name}: {clients} clients, {duration:g} s ...")
+            if workload.prepare is not None:
+                await workload.prepare(client, data)
             await _reset_statements(dsn)
             sampler = CpuSampler(service.pid, pgdata)
             cpu_before = me.cpu_times()
             sampler.start()
             outcome = await drive(
-                client, workload, data, concurrency=concurrency, duration=duration, warmup=warmup
+                client,
+                workload,
+                data,
+                concurrency=clients,
+                duration=duration,
+                warmup=warmup,
+                prepare=False,
             )
             sampler.stop()
             cpu_after = me.cpu_times()
@@ -363,6 +374,7 @@ async def measure(
             # The statements include the warm-up's: divide by every request sent.
             sent = max(outcome.record.sent, 1)
             summary.update(
+                clients=clients,
                 description=workload.description,
                 micro=workload.micro,
                 cpu_cores=sampler.cores(client_cores),
@@ -501,14 +513,15 @@ def render_markdown(report: dict[str, Any], charts: list[str]) -> str:
         "Ratios are to the baseline read driven by the same client (httpx); `get_contact` is "
         "also driven by loadgen below, for the ratio to the raw baseline.",
         "",
-        "| workload | visits/s | req/s | x baseline | p50 ms | p95 ms | p99 ms | errors | "
-        "SQL/req | service CPU | PG CPU | RSS MiB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| workload | clients | visits/s | req/s | x baseline | p50 ms | p95 ms | p99 ms | "
+        "errors | SQL/req | service CPU | PG CPU | RSS MiB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, work in report["workloads"].items():
         cores = work.get("cpu_cores") or {}
         lines.append(
-            f"| {name} | {_f(work['visits_per_s'])} | {_f(work['requests_per_s'])} | "
+            f"| {name} | {work['clients']} | {_f(work['visits_per_s'])} | "
+            f"{_f(work['requests_per_s'])} | "
             f"{_f(ratio(work['requests_per_s'], httpx_base['requests_per_s']), 3)} | "
             f"{_f(work['p50_ms'])} | {_f(work['p95_ms'])} | {_f(work['p99_ms'])} | "
             f"{work['errors']} | {_f(work['statements_per_request'])} | "
