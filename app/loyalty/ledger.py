@@ -298,6 +298,8 @@ class Ledger:
                 debt = left
             else:
                 forgiven = left
+        # Before the entry's flush: the row's CHECK ties available to the debt.
+        account.debt += debt
         entry = await self._append(
             account,
             kind="reverse",
@@ -313,7 +315,6 @@ class Ledger:
         )
         for lot, taken in plan:
             self._allocate(entry, lot, -taken)
-        account.debt += debt
         account.lifetime_earned -= points - forgiven
         await self.session.flush()
         return entry

@@ -63,6 +63,12 @@ Multiplier = Annotated[
     Field(ge=100, le=10_000, json_schema_extra={"type": "string", "examples": ["1.5"]}),
     PlainSerializer(_decimal_text, return_type=str, when_used="json"),
 ]
+# Output: the stored hundredths shown as a decimal string.
+MultiplierOut = Annotated[
+    int,
+    Field(json_schema_extra={"type": "string", "examples": ["1.5"]}),
+    PlainSerializer(_decimal_text, return_type=str, when_used="json"),
+]
 CategoryMultiplier = Annotated[
     int,
     BeforeValidator(_hundredths),
@@ -129,7 +135,7 @@ class Tier(Schema):
     program_id: uuid.UUID
     name: str
     threshold: int
-    earn_multiplier: Multiplier
+    earn_multiplier: MultiplierOut
     benefits: str | None
     created_at: UTCDateTime
     updated_at: UTCDateTime
@@ -209,9 +215,9 @@ class Program(Schema):
     name: str
     point_name: str
     earn_rates: list[EarnRate]
-    category_multipliers: dict[str, CategoryMultiplier]
+    category_multipliers: dict[str, MultiplierOut]
     first_purchase_bonus: int
-    birthday_multiplier: Multiplier
+    birthday_multiplier: MultiplierOut
     pending_days: int
     expiry_months: int | None
     clawback_policy: ClawbackPolicy

@@ -928,6 +928,7 @@ class LoyaltyService:
             return False
         before, account.tier_id = account.tier_id, derived
         await session.flush()
+        await session.refresh(account, ["updated_at"])
         if announce or derived is not None:
             await outbox.record(
                 session,

@@ -467,7 +467,6 @@ class PurchaseService:
                     errors=[FieldError(field="status", message="the purchase has refunds")],
                 )
             purchase.status = "cancelled"
-            await listeners.purchase_voided(session, auth, purchase, "cancel")
         if "external_ids" in changes:
             current = {item.system: item.value for item in purchase.external_ids}
             merged = validate_value(
@@ -497,6 +496,8 @@ class PurchaseService:
         purchase.updated_at = func.now()
         await session.flush()
         await session.refresh(purchase, ["updated_at"])
+        if "status" in changed and purchase.status == "cancelled":
+            await listeners.purchase_voided(session, auth, purchase, "cancel")
         await outbox.record(
             session,
             workspace_id=auth.workspace_id,
