@@ -37,7 +37,7 @@ def _entries_of(
 ) -> Select[datetime, uuid.UUID]:
     # Through the account: entries are immutable, and a contact merge re-points accounts.
     statement = (
-        select(LoyaltyEntry.recorded_at, LoyaltyEntry.id)
+        select(LoyaltyEntry.recorded_at.label("occurred_at"), LoyaltyEntry.id)
         .join(
             LoyaltyAccount,
             (LoyaltyAccount.workspace_id == LoyaltyEntry.workspace_id)
