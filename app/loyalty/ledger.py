@@ -169,9 +169,12 @@ class Ledger:
         effective_at: datetime | None = None,
         details: dict[str, Any] | None = None,
     ) -> LoyaltyEntry:
-        """Add a lot of ``points``: pending for the programme's pending days, or available now;
-        expiring ``expiry_months`` after it becomes available."""
-        available_at = self.now + timedelta(days=program.pending_days) if pending else self.now
+        """Add a lot of ``points``: pending until the programme's pending days have passed
+        since ``effective_at`` (a purchase's time), or available now; expiring
+        ``expiry_months`` after it becomes available. A purchase recorded late may so earn
+        points that are available at once, or already expired (the caller settles)."""
+        start = min(effective_at or self.now, self.now)
+        available_at = start + timedelta(days=program.pending_days) if pending else self.now
         state = "pending" if available_at > self.now else "available"
         expires_at = (
             add_months(available_at, program.expiry_months) if program.expiry_months else None

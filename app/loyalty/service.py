@@ -1019,7 +1019,8 @@ class LoyaltyService:
                 details={"source": "purchase", "purchase_id": str(purchase.id),
                          "currency": purchase.currency, **breakdown},
             )  # fmt: skip
-            await self._after_write(session, auth.workspace_id, account, [entry])
+            settled = await ledger.settle(account)
+            await self._after_write(session, auth.workspace_id, account, [entry, *settled.entries])
 
     async def on_purchase_refunded(
         self, session: AsyncSession, auth: AuthContext, purchase: Purchase, refund: PurchaseRefund

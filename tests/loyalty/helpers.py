@@ -4,6 +4,7 @@ checker that every scenario ends with."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -11,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.conftest import WorkspaceHandle
-from tests.purchase.helpers import new_contact
+from tests.purchase.helpers import new_contact, simple_purchase
 
 
 def program_body(**overrides: Any) -> dict[str, Any]:
@@ -225,3 +226,20 @@ async def check_invariants(engine: AsyncEngine, ws: WorkspaceHandle) -> None:
             if rows:
                 broken[name] = rows
     assert not broken, broken
+
+
+def moments_ago(seconds: int = 1) -> str:
+    """A purchase time relative to today: pending periods and tier windows run from it."""
+    return (datetime.now(UTC) - timedelta(seconds=seconds)).isoformat()
+
+
+async def purchase_now(
+    client: httpx.AsyncClient,
+    ws: WorkspaceHandle,
+    contact_id: str,
+    total: dict[str, str],
+    **overrides: Any,
+) -> dict[str, Any]:
+    """A one-line purchase made a moment ago."""
+    overrides.setdefault("occurred_at", moments_ago())
+    return await simple_purchase(client, ws, contact_id, total, **overrides)

@@ -22,8 +22,16 @@ from app.loyalty import schemas
 from app.loyalty.service import loyalty as loyalty_service
 from app.loyalty.tasks import sweep
 from tests.conftest import WorkspaceHandle
-from tests.loyalty.helpers import account, backdate, check_invariants, earn, lots, member
-from tests.purchase.helpers import new_contact, simple_purchase, thb
+from tests.loyalty.helpers import (
+    account,
+    backdate,
+    check_invariants,
+    earn,
+    lots,
+    member,
+    purchase_now,
+)
+from tests.purchase.helpers import new_contact, thb
 
 T = TypeVar("T")
 
@@ -145,7 +153,7 @@ async def test_concurrent_earn_redeem_and_sweep_conserve_points(
     account_id = uuid.UUID(member_account["id"])
     await earn(client, workspace, str(account_id), 100)
     await earn(client, workspace, str(account_id), 40)
-    await simple_purchase(client, workspace, contact_id, thb("1250.00"))
+    await purchase_now(client, workspace, contact_id, thb("1250.00"))
     found = await lots(owner_engine, str(account_id))
     # Due work for the sweep: the 40 expire, the purchase's 50 are released.
     await backdate(

@@ -8,8 +8,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.auth.scopes import Scope
 from app.db.session import Database
 from tests.conftest import WorkspaceHandle
-from tests.loyalty.helpers import check_invariants, earn, enrol, new_program, program_body
-from tests.purchase.helpers import new_contact, simple_purchase, thb
+from tests.loyalty.helpers import (
+    check_invariants,
+    earn,
+    enrol,
+    new_program,
+    program_body,
+    purchase_now,
+)
+from tests.purchase.helpers import new_contact, thb
 from tests.test_graphql import codes, count_statements, gql
 
 ACCOUNT_FIELDS = """
@@ -177,7 +184,7 @@ async def _members(client: httpx.AsyncClient, ws: WorkspaceHandle, program_id: s
         contact_id = await new_contact(client, ws)
         account = await enrol(client, ws, program_id, contact_id)
         await earn(client, ws, account["id"], 10)
-        await simple_purchase(client, ws, contact_id, thb("100.00"))
+        await purchase_now(client, ws, contact_id, thb("100.00"))
 
 
 async def test_contact_loyalty_accounts_are_batched(

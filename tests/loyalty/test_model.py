@@ -34,7 +34,7 @@ from app.loyalty.service import loyalty as loyalty_service
 from app.purchase import schemas as purchase_schemas
 from app.purchase.service import purchase as purchase_service
 from tests.conftest import ProvisionedDatabase, WorkspaceHandle
-from tests.loyalty.helpers import INVARIANTS
+from tests.loyalty.helpers import INVARIANTS, moments_ago
 
 T = TypeVar("T")
 SILVER, GOLD = 100, 300
@@ -212,7 +212,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def buy(self, baht: int) -> None:
         data = parse_input(purchase_schemas.PurchaseCreate, {
             "contact_id": str(self.contact_id),
-            "occurred_at": "2026-11-20T10:30:00+07:00",
+            "occurred_at": moments_ago(),
             "total": {"amount": f"{baht}.00", "currency": "THB"},
             "items": [{"name": "Thing", "quantity": 1,
                        "unit_price": {"amount": f"{baht}.00", "currency": "THB"}}],

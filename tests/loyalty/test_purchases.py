@@ -4,6 +4,7 @@ release on time, tiers follow the ledger."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -20,7 +21,9 @@ from tests.loyalty.helpers import (
     enrol,
     entries,
     member,
+    moments_ago,
     new_program,
+    purchase_now,
     redeem,
     run_sweep,
 )
@@ -31,7 +34,6 @@ from tests.purchase.helpers import (
     new_purchase,
     post_purchase,
     refund,
-    simple_purchase,
     thb,
     vnd,
 )
@@ -50,7 +52,7 @@ async def test_a_purchase_earns_in_every_programme_with_a_rate_for_its_currency(
     contact_id = await new_contact(client, workspace)
     first = await enrol(client, workspace, both["id"], contact_id)
     second = await enrol(client, workspace, vnd_only["id"], contact_id)
-    purchase = await simple_purchase(client, workspace, contact_id, thb("1250.50"))
+    purchase = await purchase_now(client, workspace, contact_id, thb("1250.50"))
     # floor(1250.50 / 25) = 50, rounded down once per purchase.
     assert (await account(client, workspace, first["id"]))["available"] == 50
     assert (await account(client, workspace, second["id"]))["available"] == 0
@@ -58,7 +60,7 @@ async def test_a_purchase_earns_in_every_programme_with_a_rate_for_its_currency(
     assert [(e["kind"], e["amount"], e["reference"]) for e in ledger] == [
         ("earn", 50, f"purchase:{purchase['id']}")
     ]
-    await simple_purchase(client, workspace, contact_id, vnd("255000"))
+    await purchase_now(client, workspace, contact_id, vnd("255000"))
     assert (await account(client, workspace, first["id"]))["available"] == 75
     assert (await account(client, workspace, second["id"]))["available"] == 25
     kinds = [event.type for event in await events(owner_engine, workspace, "loyalty_account")]
@@ -76,12 +78,12 @@ async def test_category_and_tier_multipliers_round_down_once(
         tiers=[{"name": "Gold", "threshold": 10, "earn_multiplier": "1.5"}],
     )
     # Lines: 850.00 of beverage at x2 and 400.50 at x1: 2100.50 / 25 = 84.02 -> 84.
-    await new_purchase(client, workspace, basket(contact_id))
+    await new_purchase(client, workspace, basket(contact_id, occurred_at=moments_ago()))
     state = await account(client, workspace, member_account["id"])
     assert state["available"] == 84
     assert state["tier"]["name"] == "Gold"
     # Gold earns x1.5: 100.00 / 25 * 1.5 = 6.
-    await simple_purchase(client, workspace, contact_id, thb("100.00"))
+    await purchase_now(client, workspace, contact_id, thb("100.00"))
     assert (await account(client, workspace, member_account["id"]))["available"] == 90
 
 
@@ -89,7 +91,7 @@ async def test_a_purchase_earns_at_most_once(
     client: httpx.AsyncClient, workspace: WorkspaceHandle, owner_engine: AsyncEngine
 ) -> None:
     _, member_account, contact_id = await member(client, workspace)
-    body = basket(contact_id)
+    body = basket(contact_id, occurred_at=moments_ago())
     first = await post_purchase(client, workspace, body)
     again = await post_purchase(client, workspace, body)
     assert (first.status_code, again.status_code) == (201, 200)
@@ -110,7 +112,7 @@ async def test_refunds_claw_back_in_proportion(
     client: httpx.AsyncClient, workspace: WorkspaceHandle, owner_engine: AsyncEngine
 ) -> None:
     _, member_account, contact_id = await member(client, workspace)
-    purchase = await simple_purchase(client, workspace, contact_id, thb("1250.50"))
+    purchase = await purchase_now(client, workspace, contact_id, thb("1250.50"))
     first = await refund(client, workspace, purchase["id"], amount=thb("250.50"))
     assert first.status_code == 201, first.text
     # Kept: floor(50 x 1000.00 / 1250.50) = 39, so 11 come back.
@@ -135,7 +137,7 @@ async def test_a_refund_before_release_claws_back_pending_points_only(
     _, member_account, contact_id = await member(client, workspace, pending_days=14)
     account_id = member_account["id"]
     await earn(client, workspace, account_id, 10)
-    purchase = await simple_purchase(client, workspace, contact_id, thb("1000.00"))
+    purchase = await purchase_now(client, workspace, contact_id, thb("1000.00"))
     state = await account(client, workspace, account_id)
     assert (state["available"], state["pending"]) == (10, 40)
     spent = await redeem(client, workspace, account_id, points=11)
@@ -157,7 +159,7 @@ async def test_pending_points_are_released_once_by_the_sweep(
 ) -> None:
     _, member_account, contact_id = await member(client, workspace, pending_days=14)
     account_id = member_account["id"]
-    await simple_purchase(client, workspace, contact_id, thb("500.00"))
+    await purchase_now(client, workspace, contact_id, thb("500.00"))
     assert await run_sweep(database, workspace) == 0
     await backdate(
         owner_engine,
@@ -178,7 +180,7 @@ async def _spent_then_refunded(
 ) -> tuple[str, str]:
     _, member_account, contact_id = await member(client, ws, clawback_policy=policy)
     account_id = member_account["id"]
-    purchase = await simple_purchase(client, ws, contact_id, thb("1000.00"))
+    purchase = await purchase_now(client, ws, contact_id, thb("1000.00"))
     assert (await redeem(client, ws, account_id, points=40)).status_code == 201
     assert (await refund(client, ws, purchase["id"], amount=thb("1000.00"))).status_code == 201
     return account_id, contact_id
@@ -202,7 +204,7 @@ async def test_allow_negative_keeps_a_debt_that_later_points_repay(
     state = await account(client, workspace, account_id)
     assert (state["available"], state["balance"]) == (-40, -40)
     assert (await redeem(client, workspace, account_id, points=1)).status_code == 409
-    await simple_purchase(client, workspace, contact_id, thb("2500.00"))
+    await purchase_now(client, workspace, contact_id, thb("2500.00"))
     state = await account(client, workspace, account_id)
     assert (state["available"], state["balance"]) == (60, 60)
     assert (await redeem(client, workspace, account_id, points=60)).status_code == 201
@@ -213,8 +215,8 @@ async def test_cancelling_or_deleting_a_purchase_takes_its_points_back(
     client: httpx.AsyncClient, workspace: WorkspaceHandle, owner_engine: AsyncEngine
 ) -> None:
     _, member_account, contact_id = await member(client, workspace)
-    cancelled = await simple_purchase(client, workspace, contact_id, thb("250.00"))
-    deleted = await simple_purchase(client, workspace, contact_id, thb("500.00"))
+    cancelled = await purchase_now(client, workspace, contact_id, thb("250.00"))
+    deleted = await purchase_now(client, workspace, contact_id, thb("500.00"))
     assert (await account(client, workspace, member_account["id"]))["available"] == 30
     patch = await client.patch(
         f"/v1/purchases/{cancelled['id']}", headers=workspace.headers, json={"status": "cancelled"}
@@ -259,7 +261,7 @@ async def test_tier_follows_the_ledger_and_the_window(
         client, workspace, tiers=TIERS, tier_window_months=12
     )
     account_id = member_account["id"]
-    await simple_purchase(client, workspace, contact_id, thb("3000.00"))
+    await purchase_now(client, workspace, contact_id, thb("3000.00"))
     state = await account(client, workspace, account_id)
     assert state["tier"]["name"] == "Silver"
     assert state["progress"]["qualifying"] == 120
@@ -268,7 +270,7 @@ async def test_tier_follows_the_ledger_and_the_window(
     # Redeeming does not lower the tier: it counts what was earned.
     await redeem(client, workspace, account_id, points=100)
     assert (await account(client, workspace, account_id))["tier"]["name"] == "Silver"
-    await simple_purchase(client, workspace, contact_id, thb("10000.00"))
+    await purchase_now(client, workspace, contact_id, thb("10000.00"))
     assert (await account(client, workspace, account_id))["tier"]["name"] == "Gold"
     # A year on, the window has moved past all of it: the sweep downgrades, once.
     await _age_entries(owner_engine, account_id, 13)
@@ -291,7 +293,7 @@ async def test_a_refund_lowers_the_tier_it_earned(
     client: httpx.AsyncClient, workspace: WorkspaceHandle, owner_engine: AsyncEngine
 ) -> None:
     _, member_account, contact_id = await member(client, workspace, tiers=TIERS)
-    purchase = await simple_purchase(client, workspace, contact_id, thb("2500.00"))
+    purchase = await purchase_now(client, workspace, contact_id, thb("2500.00"))
     assert (await account(client, workspace, member_account["id"]))["tier"]["name"] == "Silver"
     await refund(client, workspace, purchase["id"], amount=thb("100.00"))
     assert (await account(client, workspace, member_account["id"]))["tier"] is None
@@ -308,12 +310,12 @@ async def test_spend_tiers_count_spend_in_their_currency(
         tier_currency="THB",
         tiers=[{"name": "VIP", "threshold": 500000}],
     )
-    await simple_purchase(client, workspace, contact_id, thb("4000.00"))
-    await simple_purchase(client, workspace, contact_id, vnd("9000000"))
+    await purchase_now(client, workspace, contact_id, thb("4000.00"))
+    await purchase_now(client, workspace, contact_id, vnd("9000000"))
     state = await account(client, workspace, member_account["id"])
     assert state["tier"] is None
     assert state["progress"]["qualifying"] == 400000
-    await simple_purchase(client, workspace, contact_id, thb("1000.00"))
+    await purchase_now(client, workspace, contact_id, thb("1000.00"))
     assert (await account(client, workspace, member_account["id"]))["tier"]["name"] == "VIP"
     await check_invariants(owner_engine, workspace)
 
@@ -348,19 +350,42 @@ async def test_bonuses_first_purchase_and_birthday_month(
     program = await new_program(
         client, workspace, first_purchase_bonus=100, birthday_multiplier="2"
     )
+    today = datetime.now(UTC)
     response = await client.post(
         "/v1/contacts",
         headers=workspace.headers,
-        json={"given_name": "Lan", "birthday": "1990-11-05"},
+        json={"given_name": "Lan", "birthday": f"1990-{today.month:02d}-05"},
     )
     contact_id = response.json()["id"]
     member_account = await enrol(client, workspace, program["id"], contact_id)
-    # WHEN is in November: the birthday month doubles 250.00 / 25 = 10 to 20, plus 100 once.
-    await simple_purchase(client, workspace, contact_id, thb("250.00"))
+    # In the birthday month 250.00 / 25 = 10 doubles to 20, plus the first purchase's 100.
+    await purchase_now(client, workspace, contact_id, thb("250.00"))
     assert (await account(client, workspace, member_account["id"]))["available"] == 120
-    await simple_purchase(
-        client, workspace, contact_id, thb("250.00"), occurred_at="2026-10-20T10:00:00+07:00"
+    await purchase_now(
+        client, workspace, contact_id, thb("250.00"), occurred_at=moments_ago(40 * 86400)
     )
     assert (await account(client, workspace, member_account["id"]))["available"] == 130
     earned = await entries(client, workspace, member_account["id"])
     assert [e["details"]["bonus_points"] for e in earned] == [100, 0]
+
+
+async def test_a_late_purchase_counts_its_pending_period_and_expiry_from_its_own_time(
+    client: httpx.AsyncClient, workspace: WorkspaceHandle, owner_engine: AsyncEngine
+) -> None:
+    _, member_account, contact_id = await member(
+        client, workspace, pending_days=14, expiry_months=12
+    )
+    account_id = member_account["id"]
+    await purchase_now(
+        client, workspace, contact_id, thb("250.00"), occurred_at=moments_ago(20 * 86400)
+    )
+    state = await account(client, workspace, account_id)
+    assert (state["available"], state["pending"]) == (10, 0)
+    await purchase_now(
+        client, workspace, contact_id, thb("500.00"), occurred_at=moments_ago(400 * 86400)
+    )
+    state = await account(client, workspace, account_id)
+    assert (state["available"], state["expired"], state["lifetime_earned"]) == (10, 20, 30)
+    kinds = [e["kind"] for e in await entries(client, workspace, account_id)]
+    assert kinds == ["earn", "earn", "expire"]
+    await check_invariants(owner_engine, workspace)

@@ -6,8 +6,16 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.conftest import WorkspaceHandle
-from tests.loyalty.helpers import account, check_invariants, earn, enrol, member, redeem
-from tests.purchase.helpers import new_contact, simple_purchase, thb
+from tests.loyalty.helpers import (
+    account,
+    check_invariants,
+    earn,
+    enrol,
+    member,
+    purchase_now,
+    redeem,
+)
+from tests.purchase.helpers import new_contact, thb
 
 
 async def test_the_360_view_has_a_loyalty_section_for_loyalty_readers(
@@ -34,7 +42,7 @@ async def test_ledger_entries_are_on_the_timeline(
     client: httpx.AsyncClient, workspace: WorkspaceHandle
 ) -> None:
     _, member_account, contact_id = await member(client, workspace)
-    await simple_purchase(client, workspace, contact_id, thb("250.00"))
+    await purchase_now(client, workspace, contact_id, thb("250.00"))
     await redeem(client, workspace, member_account["id"], points=4, reason="coffee")
     page = await client.get(f"/v1/contacts/{contact_id}/timeline", headers=workspace.headers)
     assert page.status_code == 200, page.text
