@@ -293,6 +293,8 @@ def demo(
                 "interactions": counts.interactions,
                 "purchases": counts.purchases,
                 "refunds": counts.refunds,
+                "loyalty_members": counts.loyalty_members,
+                "redemptions": counts.redemptions,
             },
         }
 
@@ -303,6 +305,7 @@ def demo(
         f"loaded {counts['accounts']} accounts, {counts['contacts']} contacts, "
         f"{counts['relationships']} relationships, {counts['interactions']} interactions, "
         f"{counts['purchases']} purchases and {counts['refunds']} refunds",
+        f"{counts['loyalty_members']} loyalty members, {counts['redemptions']} redemptions",
         f"admin API key (shown once): {result['api_key']}",
     ])  # fmt: skip
 
