@@ -224,6 +224,17 @@ async def list_entries(
     )
 
 
+@router.get(
+    "/accounts/{account_id}/entries/{entry_id}", response_model=schemas.Entry, responses=NOT_FOUND
+)
+async def get_entry(
+    account_id: uuid.UUID, entry_id: uuid.UUID, session: SessionDep, auth: LoyaltyRead
+) -> Response:
+    """One ledger entry."""
+    entry = await loyalty_service.get_entry(session, auth, account_id, entry_id)
+    return json_response(loyalty_service.entry_schema(entry))
+
+
 @router.post(
     "/accounts/{account_id}/entries",
     status_code=201,

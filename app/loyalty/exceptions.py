@@ -17,6 +17,10 @@ class AccountNotFound(NotFound):
     title = "No such loyalty account"
 
 
+class EntryNotFound(NotFound):
+    title = "No such ledger entry"
+
+
 class RedemptionNotFound(NotFound):
     title = "No such redemption"
 

@@ -33,6 +33,7 @@ from app.loyalty.exceptions import (
     AlreadyEnrolled,
     AlreadyReversed,
     DuplicateTier,
+    EntryNotFound,
     InsufficientPoints,
     OutOfStock,
     ProgramInactive,
@@ -567,6 +568,15 @@ class LoyaltyService:
         keyset = _keyset(LoyaltyEntry.id, limit, cursor, descending=True)
         rows = await LoyaltyRepository(session).find_entries(auth.workspace_id, account_id, keyset)
         return _page(keyset, rows)
+
+    async def get_entry(
+        self, session: AsyncSession, auth: AuthContext, account_id: uuid.UUID, entry_id: uuid.UUID
+    ) -> LoyaltyEntry:
+        """Raises: EntryNotFound (also for another account's entry)."""
+        entry = await LoyaltyRepository(session).entry(auth.workspace_id, entry_id)
+        if entry is None or entry.account_id != account_id:
+            raise EntryNotFound()
+        return entry
 
     async def recent_entries(
         self,

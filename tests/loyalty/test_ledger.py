@@ -325,6 +325,9 @@ async def test_a_reference_makes_a_manual_entry_unique_forever(
                              reference="survey-2026-11")  # fmt: skip
     assert again.status_code == 200, again.text
     assert again.json()["entry"]["id"] == first.json()["entry"]["id"]
+    stored = await client.get(first.headers["location"], headers=workspace.headers)
+    assert stored.status_code == 200, stored.text
+    assert stored.json() == first.json()["entry"]
     other = await post_entry(client, workspace, account_id, kind="earn", points=26,
                              reference="survey-2026-11")  # fmt: skip
     assert other.status_code == 409
