@@ -29,6 +29,8 @@ from app.loyalty.exceptions import InsufficientPoints
 from app.loyalty.repository import LoyaltyRepository
 from app.models import LoyaltyAccount, LoyaltyAllocation, LoyaltyEntry, LoyaltyLot, LoyaltyProgram
 
+_LOT_PAGE = 50
+
 
 def add_months(moment: datetime, months: int) -> datetime:
     """Calendar months later, on the same day or the month's last (as PostgreSQL does)."""
@@ -93,6 +95,7 @@ class Ledger:
         details: dict[str, Any] | None = None,
     ) -> LoyaltyEntry:
         account.version += 1
+        account.updated_at = self.now
         account.available += available_change
         account.pending += pending_change
         account.balance = account.available + account.pending
@@ -179,6 +182,8 @@ class Ledger:
         expires_at = (
             add_months(available_at, program.expiry_months) if program.expiry_months else None
         )
+        if kind == "earn":
+            account.lifetime_earned += points
         entry = await self._append(
             account,
             kind=kind,
@@ -208,11 +213,9 @@ class Ledger:
             created_at=self.now,
         )
         self.session.add(lot)
-        await self.session.flush()
-        if kind == "earn":
-            account.lifetime_earned += points
-        self._repay_debt(account, entry, [lot])
-        await self.session.flush()
+        if account.debt:
+            await self.session.flush()
+            self._repay_debt(account, entry, [lot])
         return entry
 
     async def consume(
@@ -233,7 +236,8 @@ class Ledger:
         """
         if account.available < points:
             raise InsufficientPoints(available=account.available, needed=points)
-        lots = await self.repository.spendable_lots(self.workspace_id, account.id)
+        if kind == "redeem":
+            account.redeemed += points
         entry = await self._append(
             account,
             kind=kind,
@@ -244,19 +248,24 @@ class Ledger:
             redemption_id=redemption_id,
             details=details,
         )
-        left = points
-        for lot in lots:
-            if left == 0:
+        left, read = points, 0
+        # A page of lots at a time: a member with many small lots is not read whole.
+        while left > 0:
+            lots = await self.repository.spendable_lots(
+                self.workspace_id, account.id, offset=read, limit=_LOT_PAGE
+            )
+            read += len(lots)
+            for lot in lots:
+                if left == 0:
+                    break
+                taken = min(left, lot.remaining)
+                self._allocate(entry, lot, -taken)
+                left -= taken
+            if len(lots) < _LOT_PAGE:
                 break
-            taken = min(left, lot.remaining)
-            self._allocate(entry, lot, -taken)
-            left -= taken
         # available = the sum of remainders (no debt when points are available), so the lots
         # always cover it; the CHECK on remaining would refuse the commit otherwise.
         assert left == 0, "lots do not cover the available balance"  # noqa: S101
-        if kind == "redeem":
-            account.redeemed += points
-        await self.session.flush()
         return entry
 
     async def clawback(
@@ -338,6 +347,8 @@ class Ledger:
         lots = {lot.id: lot for lot in await self.repository.lots(
             self.workspace_id, [a.lot_id for a in taken])}  # fmt: skip
         points = -sum(a.amount for a in taken)
+        if original.kind == "redeem":
+            account.redeemed -= points
         entry = await self._append(
             account,
             kind="reverse",
@@ -353,8 +364,6 @@ class Ledger:
             if lot.state == "expired":
                 lot.state = "available"
             self._allocate(entry, lot, -allocation.amount)
-        if original.kind == "redeem":
-            account.redeemed -= points
         self._repay_debt(account, entry, [lots[a.lot_id] for a in taken])
         await self.session.flush()
         return entry
@@ -363,7 +372,9 @@ class Ledger:
         """Release the pending lots whose time has come, then expire the lots past their
         expiry. Idempotent: once settled, settling again at the same time changes nothing."""
         settled = Settled()
-        due = await self.repository.lots_due_release(self.workspace_id, account.id, self.now)
+        await self.session.flush()
+        found = await self.repository.lots_due(self.workspace_id, account.id, self.now)
+        due = [lot for lot in found if lot.state == "pending"]
         if due:
             points = sum(lot.remaining for lot in due)
             if points == 0:
@@ -382,8 +393,14 @@ class Ledger:
                     lot.release_entry_id = entry.id
                 self._repay_debt(account, entry, due)
                 settled.entries.append(entry)
-            await self.session.flush()
-        expiring = await self.repository.lots_due_expiry(self.workspace_id, account.id, self.now)
+        expiring = [
+            lot
+            for lot in found
+            if lot.state == "available"
+            and lot.remaining > 0
+            and lot.expires_at is not None
+            and lot.expires_at <= self.now
+        ]
         if expiring:
             points = sum(lot.remaining for lot in expiring)
             entry = await self._append(
@@ -398,5 +415,7 @@ class Ledger:
                 lot.state = "expired"
             account.expired += points
             settled.entries.append(entry)
+        if found:
+            # Later reads of lots (a redemption's) see what settling changed.
             await self.session.flush()
         return settled

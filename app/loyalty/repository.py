@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, select, text, update
+from sqlalchemy import Row, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.kit.pagination import Keyset
@@ -29,14 +29,17 @@ _NOW = text("SELECT transaction_timestamp()")
 _DERIVED_TIERS = """
 WITH qualifying AS (
   SELECT a.id, a.tier_id, a.program_id,
-    COALESCE((
+    -- Summed only for programmes with tiers: a busy account's window can hold many entries.
+    CASE WHEN NOT EXISTS (SELECT 1 FROM loyalty_tiers t0
+                          WHERE t0.workspace_id = a.workspace_id AND t0.program_id = a.program_id)
+    THEN 0 ELSE COALESCE((
       SELECT sum(CASE WHEN p.tier_basis = 'spend' THEN e.qualifying_spend_minor
                       ELSE e.qualifying_points END)
       FROM loyalty_entries e
       WHERE e.workspace_id = a.workspace_id AND e.account_id = a.id
         AND e.qualifies_at > transaction_timestamp()
                              - make_interval(months => p.tier_window_months)
-    ), 0)::bigint AS qualifying
+    ), 0) END::bigint AS qualifying
   FROM loyalty_accounts a
   JOIN loyalty_programs p ON p.workspace_id = a.workspace_id AND p.id = a.program_id
   WHERE a.workspace_id = :workspace_id {where}
@@ -243,44 +246,39 @@ class LoyaltyRepository:
         return list(rows.scalars())
 
     # -- lots, entries, allocations ------------------------------------------------------------
-    async def lots_due_release(
+    async def lots_due(
         self, workspace_id: uuid.UUID, account_id: uuid.UUID, now: datetime
     ) -> list[LoyaltyLot]:
+        """Pending lots due for release and available lots past their expiry, in one read."""
         statement = (
             select(LoyaltyLot)
             .where(
                 LoyaltyLot.workspace_id == workspace_id,
                 LoyaltyLot.account_id == account_id,
-                LoyaltyLot.state == "pending",
-                LoyaltyLot.available_at <= now,
+                or_(
+                    (LoyaltyLot.state == "pending") & (LoyaltyLot.available_at <= now),
+                    (LoyaltyLot.state.in_(("pending", "available")))
+                    & (LoyaltyLot.remaining > 0)
+                    & (LoyaltyLot.expires_at <= now),
+                ),
             )
-            .order_by(LoyaltyLot.available_at, LoyaltyLot.id)
-            .execution_options(populate_existing=True)
-        )
-        return list((await self.session.execute(statement)).scalars())
-
-    async def lots_due_expiry(
-        self, workspace_id: uuid.UUID, account_id: uuid.UUID, now: datetime
-    ) -> list[LoyaltyLot]:
-        statement = (
-            select(LoyaltyLot)
-            .where(
-                LoyaltyLot.workspace_id == workspace_id,
-                LoyaltyLot.account_id == account_id,
-                LoyaltyLot.state == "available",
-                LoyaltyLot.remaining > 0,
-                LoyaltyLot.expires_at <= now,
-            )
-            .order_by(LoyaltyLot.expires_at, LoyaltyLot.id)
+            .order_by(LoyaltyLot.expires_at, LoyaltyLot.available_at, LoyaltyLot.id)
             .execution_options(populate_existing=True)
         )
         return list((await self.session.execute(statement)).scalars())
 
     async def spendable_lots(
-        self, workspace_id: uuid.UUID, account_id: uuid.UUID, *, exclude: uuid.UUID | None = None
+        self,
+        workspace_id: uuid.UUID,
+        account_id: uuid.UUID,
+        *,
+        exclude: uuid.UUID | None = None,
+        offset: int = 0,
+        limit: int | None = None,
     ) -> list[LoyaltyLot]:
         """Available lots with points left, in consumption order: the earliest expiry first
-        (never-expiring last), then the earliest available, then the lot id."""
+        (never-expiring last), then the earliest available, then the lot id (the order of
+        ``ix_loyalty_lots_spendable``, so a page of them reads no more of the index)."""
         statement = select(LoyaltyLot).where(
             LoyaltyLot.workspace_id == workspace_id,
             LoyaltyLot.account_id == account_id,
@@ -292,6 +290,10 @@ class LoyaltyRepository:
         statement = statement.order_by(
             LoyaltyLot.expires_at.asc().nulls_last(), LoyaltyLot.available_at, LoyaltyLot.id
         ).execution_options(populate_existing=True)
+        if offset:
+            statement = statement.offset(offset)
+        if limit is not None:
+            statement = statement.limit(limit)
         return list((await self.session.execute(statement)).scalars())
 
     async def lot_of_entry(self, workspace_id: uuid.UUID, entry_id: uuid.UUID) -> LoyaltyLot | None:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import func, inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.dependencies import AuthContext
@@ -767,7 +767,6 @@ class LoyaltyService:
             created_at=ledger.now,
         )
         session.add(redemption)
-        await session.flush()
         await self._after_write(session, auth.workspace_id, account, [entry])
         return redemption, account, True
 
@@ -883,11 +882,12 @@ class LoyaltyService:
         account: LoyaltyAccount,
         entries: Sequence[LoyaltyEntry],
     ) -> None:
-        account.updated_at = func.now()
-        await session.flush()
-        await session.refresh(account, ["updated_at"])
+        # The ledger sets updated_at to the transaction's time with each entry; a later write
+        # of the row in the same flush cycle lets the database set it (onupdate) instead.
         await self._record_entries(session, workspace_id, account, entries)
         await self._refresh_tier(session, workspace_id, account)
+        if "updated_at" in inspect(account).expired_attributes:
+            await session.refresh(account, ["updated_at"])
 
     async def _record_entries(
         self,
@@ -1205,7 +1205,6 @@ class LoyaltyService:
             ledger = await Ledger.start(session, workspace_id)
             for account in await repository.lock_accounts(workspace_id, due):
                 if await self._settle(session, ledger, account):
-                    account.updated_at = func.now()
                     await self._refresh_tier(session, workspace_id, account)
                     changed += 1
         if changed < limit:

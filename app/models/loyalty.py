@@ -270,6 +270,15 @@ class LoyaltyLot(WorkspaceScopedMixin, Base):
             postgresql_where=text("state = 'pending'"),
         ),
         Index(
+            "ix_loyalty_lots_spendable",
+            "workspace_id",
+            "account_id",
+            "expires_at",
+            "available_at",
+            "id",
+            postgresql_where=text("state = 'available' AND remaining > 0"),
+        ),
+        Index(
             "ix_loyalty_lots_due_expiry",
             "workspace_id",
             "expires_at",

@@ -512,6 +512,13 @@ def upgrade() -> None:
         unique=False,
     )
     op.create_index(
+        "ix_loyalty_lots_spendable",
+        "loyalty_lots",
+        ["workspace_id", "account_id", "expires_at", "available_at", "id"],
+        unique=False,
+        postgresql_where=sa.text("state = 'available' AND remaining > 0"),
+    )
+    op.create_index(
         "ix_loyalty_lots_due_expiry",
         "loyalty_lots",
         ["workspace_id", "expires_at"],
@@ -653,6 +660,11 @@ def downgrade() -> None:
         "ix_loyalty_lots_due_release",
         table_name="loyalty_lots",
         postgresql_where=sa.text("state = 'pending'"),
+    )
+    op.drop_index(
+        "ix_loyalty_lots_spendable",
+        table_name="loyalty_lots",
+        postgresql_where=sa.text("state = 'available' AND remaining > 0"),
     )
     op.drop_index(
         "ix_loyalty_lots_due_expiry",
