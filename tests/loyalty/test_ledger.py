@@ -379,3 +379,62 @@ async def test_adjust_is_audited_and_needs_write_scope(
     kinds = [event.type for event in await events(owner_engine, workspace, "loyalty_account")]
     assert "loyalty.adjusted" in kinds
     assert (await account(client, workspace, account_id))["lifetime_earned"] == 0
+
+
+async def test_another_workspace_sees_nothing_and_changes_nothing(
+    client: httpx.AsyncClient, workspace: WorkspaceHandle, make_workspace: Any
+) -> None:
+    program, member_account, _ = await member(client, workspace)
+    await earn(client, workspace, member_account["id"], 10)
+    other: WorkspaceHandle = await make_workspace("Other")
+    account_url = f"/v1/loyalty/accounts/{member_account['id']}"
+    assert (await client.get(account_url, headers=other.headers)).status_code == 404
+    assert (await client.get(f"{account_url}/entries", headers=other.headers)).status_code == 404
+    spent = await redeem(client, other, member_account["id"], points=1)
+    assert spent.status_code == 404
+    program_url = f"/v1/loyalty/programs/{program['id']}"
+    assert (await client.get(program_url, headers=other.headers)).status_code == 404
+    assert (await account(client, workspace, member_account["id"]))["available"] == 10
+
+
+async def test_programme_patch_with_a_stale_etag_is_412(
+    client: httpx.AsyncClient, workspace: WorkspaceHandle, owner_engine: AsyncEngine
+) -> None:
+    program, _, _ = await member(client, workspace)
+    url = f"/v1/loyalty/programs/{program['id']}"
+    current = await client.get(url, headers=workspace.headers)
+    etag = current.headers["etag"]
+    first = await client.patch(
+        url, headers={**workspace.headers, "If-Match": etag}, json={"pending_days": 7}
+    )
+    assert first.status_code == 200, first.text
+    assert first.json()["pending_days"] == 7
+    stale = await client.patch(
+        url, headers={**workspace.headers, "If-Match": etag}, json={"pending_days": 9}
+    )
+    assert stale.status_code == 412
+    fixed = await client.patch(url, headers=workspace.headers, json={"clawback_policy": "x"})
+    assert fixed.status_code == 422
+    kinds = {event.type for event in await events(owner_engine, workspace, "loyalty_program")}
+    assert kinds == {"loyalty.program_created", "loyalty.program_updated"}
+
+
+async def test_every_ledger_change_is_an_outbox_event(
+    client: httpx.AsyncClient, workspace: WorkspaceHandle, owner_engine: AsyncEngine
+) -> None:
+    _, member_account, _ = await member(client, workspace, tiers=[{"name": "S", "threshold": 5}])
+    account_id = member_account["id"]
+    await earn(client, workspace, account_id, 10)
+    await post_entry(client, workspace, account_id, kind="adjust", points=2, reason="goodwill")
+    redeemed = (await redeem(client, workspace, account_id, points=3)).json()
+    url = f"/v1/loyalty/accounts/{account_id}/redemptions/{redeemed['id']}/reverse"
+    await client.post(url, headers=workspace.headers)
+    kinds = [event.type for event in await events(owner_engine, workspace, "loyalty_account")]
+    assert kinds == [
+        "loyalty.enrolled",
+        "loyalty.earned",
+        "loyalty.tier_changed",
+        "loyalty.adjusted",
+        "loyalty.redeemed",
+        "loyalty.reversed",
+    ]
