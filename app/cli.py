@@ -33,8 +33,10 @@ cli = typer.Typer(
 )
 workspace_cli = typer.Typer(help="Manage workspaces.", no_args_is_help=True)
 apikey_cli = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+loyalty_cli = typer.Typer(help="Loyalty programmes.", no_args_is_help=True)
 cli.add_typer(workspace_cli, name="workspace")
 cli.add_typer(apikey_cli, name="apikey")
+cli.add_typer(loyalty_cli, name="loyalty")
 
 R = TypeVar("R")
 
@@ -291,6 +293,8 @@ def demo(
                 "interactions": counts.interactions,
                 "purchases": counts.purchases,
                 "refunds": counts.refunds,
+                "loyalty_members": counts.loyalty_members,
+                "redemptions": counts.redemptions,
             },
         }
 
@@ -301,6 +305,7 @@ def demo(
         f"loaded {counts['accounts']} accounts, {counts['contacts']} contacts, "
         f"{counts['relationships']} relationships, {counts['interactions']} interactions, "
         f"{counts['purchases']} purchases and {counts['refunds']} refunds",
+        f"{counts['loyalty_members']} loyalty members, {counts['redemptions']} redemptions",
         f"admin API key (shown once): {result['api_key']}",
     ])  # fmt: skip
 
@@ -360,6 +365,27 @@ def worker(
         "workspace(s) busy elsewhere"
         for name, outcome in result.items()
     ] or ["no periodic jobs are registered"])  # fmt: skip
+
+
+@loyalty_cli.command("sweep")
+@friendly_errors
+def loyalty_sweep(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Release due pending points, expire due lots and re-derive tiers, in every workspace.
+
+    Idempotent and safe beside running services: a second run changes nothing.
+    """
+    from app.kit.logging import configure_logging
+    from app.loyalty.tasks import SWEEP_JOB
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    outcome = run_jobs(settings, [SWEEP_JOB], forever=False)[SWEEP_JOB]
+    _emit(outcome, as_json, [
+        f"loyalty sweep: {outcome['changed']} account(s) changed, "
+        f"{outcome['skipped_workspaces']} workspace(s) skipped (busy elsewhere)"
+    ])  # fmt: skip
 
 
 @cli.command("export-schema")

@@ -27,6 +27,7 @@ from app.contact.relationships import relationship as relationship_service
 from app.contact.schemas import ContactCreate
 from app.contact.service import contact as contact_service
 from app.demo_history import DemoHistory, generate_history, load_history
+from app.demo_loyalty import enrol_members, redeem_some
 from app.kit.schemas import parse_input
 from app.models.contact_relationship import RELATIONSHIP_INVERSES
 from app.workspace.service import NewWorkspace
@@ -361,6 +362,7 @@ class DemoData:
     contacts: list[ContactSeed]
     relationships: list[RelationshipSeed]
     history: DemoHistory = field(default_factory=lambda: DemoHistory([], []))
+    seed: int = DEFAULT_SEED
 
 
 @dataclass(frozen=True)
@@ -371,6 +373,8 @@ class DemoCounts:
     interactions: int = 0
     purchases: int = 0
     refunds: int = 0
+    loyalty_members: int = 0
+    redemptions: int = 0
 
 
 @dataclass(frozen=True)
@@ -601,6 +605,7 @@ def generate(contacts: int = DEFAULT_CONTACTS, seed: int = DEFAULT_SEED) -> Demo
         ],
         relationships=links,
         history=history,
+        seed=seed,
     )
 
 
@@ -823,7 +828,9 @@ async def load(session: AsyncSession, auth: AuthContext, data: DemoData) -> Demo
         await relationship_service.create(
             session, auth, contact_ids[link.contact], parse_input(RelationshipCreate, request)
         )
+    loyalty = await enrol_members(session, auth, contact_ids, data.seed)
     history = await load_history(session, auth, data.history, contact_ids)
+    await redeem_some(session, auth, loyalty, data.seed)
     return DemoCounts(
         accounts=len(account_ids),
         contacts=len(contact_ids),
@@ -831,6 +838,8 @@ async def load(session: AsyncSession, auth: AuthContext, data: DemoData) -> Demo
         interactions=history.interactions,
         purchases=history.purchases,
         refunds=history.refunds,
+        loyalty_members=len(loyalty.accounts),
+        redemptions=loyalty.redemptions,
     )
 
 

@@ -1,5 +1,9 @@
 """Imports each domain module's registrations: contact references for merges, timeline
-sources. Whichever face serves a request (REST or GraphQL), the same modules take part."""
+sources, purchase listeners, periodic jobs. Whichever face serves a request (REST or GraphQL),
+the same modules take part."""
 
 import app.interaction.timeline
+import app.loyalty.purchases
+import app.loyalty.tasks
+import app.loyalty.timeline
 import app.purchase.timeline  # noqa: F401

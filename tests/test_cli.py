@@ -416,3 +416,12 @@ def test_worker_once_runs_every_registered_job_and_names_unknown_ones(crm: Crm) 
     assert unknown.returncode == 1
     assert unknown.stderr.strip().startswith("error: no periodic job named 'no-such-job'")
     assert not crm.database_running()
+
+
+def test_loyalty_sweep_runs_the_sweep_and_changes_nothing_twice(crm: Crm) -> None:
+    first = crm.run_json("loyalty", "sweep")
+    assert first == {"changed": 0, "skipped_workspaces": 0}
+    plain = crm.run("loyalty", "sweep")
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stdout.startswith("loyalty sweep: 0 account(s) changed")
+    assert not crm.database_running()

@@ -273,3 +273,26 @@ async def test_a_demo_customer_has_a_full_single_view(
     assert view["interactions"]["total"] >= 1
     timeline = await get(client, demo, f"/v1/contacts/{contact_id}/timeline")
     assert {"interaction", "purchase"} <= {entry["kind"] for entry in timeline["data"]}
+
+
+async def test_loyalty_members_have_histories_tiers_and_rewards(
+    client: httpx.AsyncClient, demo: Demo, owner_engine: AsyncEngine
+) -> None:
+    from tests.loyalty.helpers import check_invariants
+
+    programs = (await get(client, demo, "/v1/loyalty/programs"))["data"]
+    (program,) = programs
+    assert [tier["name"] for tier in program["tiers"]] == ["Silver", "Gold", "Platinum"]
+    assert {rate["spend"]["currency"] for rate in program["earn_rates"]} == {"THB", "VND"}
+    assert (program["pending_days"], program["expiry_months"]) == (14, 12)
+    rewards = (await get(client, demo, "/v1/loyalty/rewards"))["data"]
+    assert len(rewards) >= 3
+    assert demo.counts.loyalty_members > CONTACTS / 2
+    assert demo.counts.redemptions > 0
+    accounts = (await get(client, demo, "/v1/loyalty/accounts", limit=200))["data"]
+    assert len(accounts) == demo.counts.loyalty_members
+    assert sum(a["lifetime_earned"] for a in accounts) > 0
+    assert any(a["tier"] is not None for a in accounts)
+    assert any(a["expired"] > 0 for a in accounts)
+    assert any(a["pending"] > 0 for a in accounts)
+    await check_invariants(owner_engine, demo)

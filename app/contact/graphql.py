@@ -25,6 +25,7 @@ from app.graphql.dataloaders.relationships_by_contact import relationships_by_co
 from app.graphql.relay import Connection, Edge, page_of, page_size
 from app.kit.pagination import _encode
 from app.kit.schemas import parse_input
+from app.loyalty.graphql import contact_loyalty_accounts
 from app.models import Contact, ContactRelationship
 
 if TYPE_CHECKING:
@@ -115,6 +116,11 @@ class ContactType:
     purchases = strawberry.field(
         resolver=history.purchases,
         description="Purchases, newest first. Needs `purchases:read`.",
+    )
+    loyalty_accounts = strawberry.field(
+        resolver=contact_loyalty_accounts,
+        description="Loyalty memberships with balance, tier, progress and expiring points. "
+        "Needs `loyalty:read`.",
     )
     timeline = strawberry.field(
         resolver=history.timeline,

@@ -7,6 +7,7 @@ from app.contact.relationship_schemas import Relationship
 from app.contact.schemas import Contact
 from app.interaction.schemas import Interaction
 from app.kit.schemas import Schema
+from app.loyalty.schemas import Account as LoyaltyAccount
 from app.purchase.schemas import Purchase, PurchaseSummary
 
 
@@ -21,11 +22,17 @@ class PurchasesSection(Schema):
     recent: list[Purchase] = Field(description="The newest first.")
 
 
+class LoyaltySection(Schema):
+    accounts: list[LoyaltyAccount] = Field(
+        description="Memberships with balance, tier, progress and points expiring soon."
+    )
+
+
 class ContactView(Schema):
     """Everything an agent needs before picking up the phone, in one answer.
 
     A section the key has no read scope for is null: `interactions` and `open_feedback` need
-    `interactions:read`, `purchases` needs `purchases:read`.
+    `interactions:read`, `purchases` needs `purchases:read`, `loyalty` needs `loyalty:read`.
     """
 
     contact: Contact
@@ -36,3 +43,4 @@ class ContactView(Schema):
         description="Negative or urgent feedback not yet resolved, the newest first."
     )
     purchases: PurchasesSection | None
+    loyalty: LoyaltySection | None

@@ -16,8 +16,14 @@ from app.auth.scopes import Scope
 from app.contact.relationship_schemas import Relationship
 from app.contact.relationships import relationship as relationship_service
 from app.contact.service import contact as contact_service
-from app.contact_view.schemas import ContactView, InteractionsSection, PurchasesSection
+from app.contact_view.schemas import (
+    ContactView,
+    InteractionsSection,
+    LoyaltySection,
+    PurchasesSection,
+)
 from app.interaction.service import interaction as interaction_service
+from app.loyalty.service import loyalty as loyalty_service
 from app.purchase.service import purchase as purchase_service
 
 DEFAULT_RECENT = 5
@@ -63,6 +69,10 @@ async def view(
             summary=summaries[contact.id],
             recent=[purchase_service.to_schema(row) for row in latest_purchases[contact.id]],
         )
+    loyalty = None
+    if auth.has(Scope.loyalty_read):
+        memberships = await loyalty_service.accounts_for_contacts(session, auth, ids)
+        loyalty = LoyaltySection(accounts=memberships[contact.id])
     return ContactView(
         contact=contact_service.to_schema(contact),
         account=account,
@@ -70,4 +80,5 @@ async def view(
         interactions=interactions,
         open_feedback=open_feedback,
         purchases=purchases,
+        loyalty=loyalty,
     )

@@ -19,6 +19,7 @@ from app.config import Settings
 from app.contact.graphql import ContactMutation, ContactRootQuery
 from app.graphql.extensions import ProblemCodes, cost_limit_rule
 from app.interaction.graphql import InteractionMutation, InteractionRootQuery
+from app.loyalty.graphql import LoyaltyMutation, LoyaltyRootQuery
 from app.purchase.graphql import PurchaseMutation, PurchaseRootQuery
 from app.workspace.graphql import WorkspaceMutation, WorkspaceQuery
 
@@ -33,6 +34,7 @@ Query = merge_types(
         AccountRootQuery,
         InteractionRootQuery,
         PurchaseRootQuery,
+        LoyaltyRootQuery,
     ),
 )
 Mutation = merge_types(
@@ -44,6 +46,7 @@ Mutation = merge_types(
         AccountMutation,
         InteractionMutation,
         PurchaseMutation,
+        LoyaltyMutation,
     ),
 )
 

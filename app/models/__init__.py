@@ -7,6 +7,16 @@ from app.models.contact_merge import ContactMerge
 from app.models.contact_relationship import ContactRelationship
 from app.models.idempotency_key import IdempotencyKey
 from app.models.interaction import Interaction, InteractionExternalId
+from app.models.loyalty import (
+    LoyaltyAccount,
+    LoyaltyAllocation,
+    LoyaltyEntry,
+    LoyaltyLot,
+    LoyaltyProgram,
+    LoyaltyRedemption,
+    LoyaltyReward,
+    LoyaltyTier,
+)
 from app.models.outbox_event import OutboxEvent
 from app.models.purchase import Purchase, PurchaseExternalId, PurchaseItem, PurchaseRefund
 from app.models.workspace import Workspace
@@ -31,6 +41,14 @@ TENANT_TABLES = (
     "purchase_items",
     "purchase_refunds",
     "purchase_external_ids",
+    "loyalty_programs",
+    "loyalty_tiers",
+    "loyalty_accounts",
+    "loyalty_entries",
+    "loyalty_lots",
+    "loyalty_allocations",
+    "loyalty_rewards",
+    "loyalty_redemptions",
 )
 
 __all__ = [
@@ -47,6 +65,14 @@ __all__ = [
     "IdempotencyKey",
     "Interaction",
     "InteractionExternalId",
+    "LoyaltyAccount",
+    "LoyaltyAllocation",
+    "LoyaltyEntry",
+    "LoyaltyLot",
+    "LoyaltyProgram",
+    "LoyaltyRedemption",
+    "LoyaltyReward",
+    "LoyaltyTier",
     "OutboxEvent",
     "Purchase",
     "PurchaseExternalId",

@@ -30,7 +30,7 @@ from app.kit.pagination import Keyset, Sort, SortField, parse_datetime, parse_so
 from app.kit.schemas import validate_value
 from app.kit.validators import Attributes, ExternalIds
 from app.models import Purchase, PurchaseExternalId, PurchaseItem, PurchaseRefund
-from app.purchase import schemas
+from app.purchase import listeners, schemas
 from app.purchase.exceptions import (
     DuplicatePurchase,
     PurchaseCancelled,
@@ -423,6 +423,7 @@ class PurchaseService:
         self._set_external_ids(purchase, dict(pairs))
         repository.add(purchase)
         await session.flush()
+        await listeners.purchase_created(session, auth, purchase)
         await outbox.record(
             session,
             workspace_id=auth.workspace_id,
@@ -495,6 +496,8 @@ class PurchaseService:
         purchase.updated_at = func.now()
         await session.flush()
         await session.refresh(purchase, ["updated_at"])
+        if "status" in changed and purchase.status == "cancelled":
+            await listeners.purchase_voided(session, auth, purchase, "cancel")
         await outbox.record(
             session,
             workspace_id=auth.workspace_id,
@@ -525,6 +528,7 @@ class PurchaseService:
         if purchase is None:
             raise PurchaseNotFound()
         check_if_match(if_match, purchase.version)
+        await listeners.purchase_voided(session, auth, purchase, "delete")
         await repository.delete(purchase)
         session.expunge(purchase)
         await outbox.record(
@@ -618,6 +622,7 @@ class PurchaseService:
         await session.flush()
         await session.refresh(purchase, ["updated_at"])
         await session.refresh(refund, ["occurred_at", "created_at"])
+        await listeners.purchase_refunded(session, auth, purchase, refund)
         await outbox.record(
             session,
             workspace_id=auth.workspace_id,
