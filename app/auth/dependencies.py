@@ -204,3 +204,5 @@ PurchasesRead = Annotated[AuthContext, Depends(Authenticator(Scope.purchases_rea
 PurchasesWrite = Annotated[AuthContext, Depends(Authenticator(Scope.purchases_write))]
 InteractionsRead = Annotated[AuthContext, Depends(Authenticator(Scope.interactions_read))]
 InteractionsWrite = Annotated[AuthContext, Depends(Authenticator(Scope.interactions_write))]
+OpportunitiesRead = Annotated[AuthContext, Depends(Authenticator(Scope.opportunities_read))]
+OpportunitiesWrite = Annotated[AuthContext, Depends(Authenticator(Scope.opportunities_write))]

@@ -9,6 +9,17 @@ from app.models.idempotency_key import IdempotencyKey
 from app.models.interaction import Interaction, InteractionExternalId
 from app.models.outbox_event import OutboxEvent
 from app.models.purchase import Purchase, PurchaseExternalId, PurchaseItem, PurchaseRefund
+from app.models.sales import (
+    CommissionRule,
+    Lead,
+    Opportunity,
+    OpportunityCompetitor,
+    OpportunityExternalId,
+    OpportunityStageChange,
+    Pipeline,
+    PipelineStage,
+    SalesTarget,
+)
 from app.models.workspace import Workspace
 
 # Tables carrying customer data: row-level security applies to each (see the migrations).
@@ -31,6 +42,15 @@ TENANT_TABLES = (
     "purchase_items",
     "purchase_refunds",
     "purchase_external_ids",
+    "pipelines",
+    "pipeline_stages",
+    "opportunities",
+    "opportunity_stage_changes",
+    "opportunity_competitors",
+    "opportunity_external_ids",
+    "leads",
+    "sales_targets",
+    "commission_rules",
 )
 
 __all__ = [
@@ -38,6 +58,7 @@ __all__ = [
     "Account",
     "AccountExternalId",
     "ApiKey",
+    "CommissionRule",
     "Contact",
     "ContactEmail",
     "ContactExternalId",
@@ -47,10 +68,18 @@ __all__ = [
     "IdempotencyKey",
     "Interaction",
     "InteractionExternalId",
+    "Lead",
+    "Opportunity",
+    "OpportunityCompetitor",
+    "OpportunityExternalId",
+    "OpportunityStageChange",
     "OutboxEvent",
+    "Pipeline",
+    "PipelineStage",
     "Purchase",
     "PurchaseExternalId",
     "PurchaseItem",
     "PurchaseRefund",
+    "SalesTarget",
     "Workspace",
 ]
