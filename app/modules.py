@@ -3,5 +3,6 @@ sources, interaction link targets. Whichever face serves a request (REST or Grap
 same modules take part."""
 
 import app.interaction.timeline
+import app.lead.service
 import app.opportunity.timeline
 import app.purchase.timeline  # noqa: F401

@@ -7,6 +7,7 @@ from app.contact.relationship_schemas import Relationship
 from app.contact.schemas import Contact
 from app.interaction.schemas import Interaction
 from app.kit.schemas import Schema
+from app.opportunity.schemas import Opportunity
 from app.purchase.schemas import Purchase, PurchaseSummary
 
 
@@ -25,7 +26,8 @@ class ContactView(Schema):
     """Everything an agent needs before picking up the phone, in one answer.
 
     A section the key has no read scope for is null: `interactions` and `open_feedback` need
-    `interactions:read`, `purchases` needs `purchases:read`.
+    `interactions:read`, `purchases` needs `purchases:read`, `opportunities` needs
+    `opportunities:read`.
     """
 
     contact: Contact
@@ -36,3 +38,6 @@ class ContactView(Schema):
         description="Negative or urgent feedback not yet resolved, the newest first."
     )
     purchases: PurchasesSection | None
+    opportunities: list[Opportunity] | None = Field(
+        description="Open opportunities, the most recently updated first (at most 20)."
+    )

@@ -18,9 +18,11 @@ from app.contact.relationships import relationship as relationship_service
 from app.contact.service import contact as contact_service
 from app.contact_view.schemas import ContactView, InteractionsSection, PurchasesSection
 from app.interaction.service import interaction as interaction_service
+from app.opportunity.service import opportunity as opportunity_service
 from app.purchase.service import purchase as purchase_service
 
 DEFAULT_RECENT = 5
+OPEN_OPPORTUNITIES = 20
 
 
 async def view(
@@ -63,6 +65,12 @@ async def view(
             summary=summaries[contact.id],
             recent=[purchase_service.to_schema(row) for row in latest_purchases[contact.id]],
         )
+    opportunities = None
+    if auth.has(Scope.opportunities_read):
+        open_ones = await opportunity_service.recent_for_contacts(
+            session, auth, ids, OPEN_OPPORTUNITIES, statuses=("open",)
+        )
+        opportunities = [opportunity_service.to_schema(row) for row in open_ones[contact.id]]
     return ContactView(
         contact=contact_service.to_schema(contact),
         account=account,
@@ -70,4 +78,5 @@ async def view(
         interactions=interactions,
         open_feedback=open_feedback,
         purchases=purchases,
+        opportunities=opportunities,
     )
