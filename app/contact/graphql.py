@@ -116,6 +116,11 @@ class ContactType:
         resolver=history.purchases,
         description="Purchases, newest first. Needs `purchases:read`.",
     )
+    opportunities = strawberry.field(
+        resolver=history.opportunities,
+        description="Opportunities, most recently updated first; `statuses` narrows them "
+        '(e.g. `["open"]`). Needs `opportunities:read`.',
+    )
     timeline = strawberry.field(
         resolver=history.timeline,
         description="Everything that happened with the contact, newest first; kinds the key "

@@ -13,6 +13,7 @@ from app.config import Settings
 from app.contact.graphql import ContactMutation, ContactRootQuery
 from app.graphql.extensions import ProblemCodes, cost_limit_rule
 from app.interaction.graphql import InteractionMutation, InteractionRootQuery
+from app.opportunity.graphql import SalesMutation, SalesRootQuery
 from app.purchase.graphql import PurchaseMutation, PurchaseRootQuery
 from app.workspace.graphql import WorkspaceMutation, WorkspaceQuery
 
@@ -25,6 +26,7 @@ Query = merge_types(
         AccountRootQuery,
         InteractionRootQuery,
         PurchaseRootQuery,
+        SalesRootQuery,
     ),
 )
 Mutation = merge_types(
@@ -36,6 +38,7 @@ Mutation = merge_types(
         AccountMutation,
         InteractionMutation,
         PurchaseMutation,
+        SalesMutation,
     ),
 )
 

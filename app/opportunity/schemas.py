@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
-from app.kit.money import Money
+from app.kit.money import Currency, Money
 from app.kit.schemas import InputSchema, PatchSchema, Schema, UTCDateTime
 from app.kit.validators import Attributes, ExternalIds, ExternalIdValue, SystemName
 
@@ -469,3 +470,15 @@ class Commissions(Schema):
     from_date: date
     to_date: date
     data: list[CommissionStatement] = Field(description="Per owner and currency.")
+
+
+class AmountRange(InputSchema):
+    """An amount range filter: amounts are compared within one currency only."""
+
+    currency: Currency | None = None
+    amount_min: Annotated[Decimal, Field(ge=0, lt=Decimal("1e15"))] | None = None
+    amount_max: Annotated[Decimal, Field(ge=0, lt=Decimal("1e15"))] | None = None
+
+
+class ForecastGrouping(InputSchema):
+    group_by: ForecastGroup | None = None

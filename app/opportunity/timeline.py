@@ -27,7 +27,7 @@ def _changes_of(
     workspace_id: uuid.UUID, contact_id: uuid.UUID, filters: TimelineFilter
 ) -> Select[datetime, uuid.UUID]:
     statement = (
-        select(OpportunityStageChange.changed_at, OpportunityStageChange.id)
+        select(OpportunityStageChange.changed_at.label("occurred_at"), OpportunityStageChange.id)
         .join(
             Opportunity,
             (Opportunity.workspace_id == OpportunityStageChange.workspace_id)
