@@ -58,7 +58,7 @@ async def list(
         Query(
             max_length=40,
             description="`amount`, `expected_close_date`, `updated_at` or `created_at`, `-` "
-            "for descending (default `-updated_at`). Amounts sort by their number, whatever "
+            "for descending (default `-updated_at`). Amounts sort in minor units whatever "
             "the currency: filter by `currency` to compare like with like.",
         ),
     ] = None,

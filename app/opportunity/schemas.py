@@ -5,7 +5,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
 from app.kit.money import Currency, Money
 from app.kit.schemas import InputSchema, PatchSchema, Schema, UTCDateTime
@@ -144,12 +144,20 @@ class CompetitorInput(InputSchema):
     )
 
 
-def _unique_competitors(items: list[CompetitorInput] | None) -> None:
+def _unique_competitors(items: list[CompetitorInput] | None) -> list[CompetitorInput] | None:
     if items is None:
-        return
+        return None
     names = [item.name.casefold() for item in items]
     if len(names) != len(set(names)):
         raise ValueError("each competitor may appear once")
+    return items
+
+
+Competitors = Annotated[
+    list[CompetitorInput],
+    Field(max_length=MAX_COMPETITORS),
+    AfterValidator(_unique_competitors),
+]
 
 
 class OpportunityCreate(InputSchema):
@@ -168,7 +176,7 @@ class OpportunityCreate(InputSchema):
     source: Source | None = None
     next_step: NextStep | None = None
     loss_reason: Reason | None = Field(default=None, description="Required in a lost stage.")
-    competitors: list[CompetitorInput] = Field(default_factory=list, max_length=MAX_COMPETITORS)
+    competitors: Competitors = Field(default_factory=list)
     attributes: Attributes = Field(default_factory=dict)
     external_ids: ExternalIds = Field(default_factory=dict)
 
@@ -176,7 +184,6 @@ class OpportunityCreate(InputSchema):
     def _checks(self) -> OpportunityCreate:
         if self.contact_id is None and self.account_id is None:
             raise ValueError("an opportunity needs a contact_id, an account_id or both")
-        _unique_competitors(self.competitors)
         return self
 
 
@@ -200,14 +207,9 @@ class OpportunityUpdate(PatchSchema):
     source: Source | None = None
     next_step: NextStep | None = None
     loss_reason: Reason | None = None
-    competitors: list[CompetitorInput] | None = Field(default=None, max_length=MAX_COMPETITORS)
+    competitors: Competitors | None = None
     attributes: dict[str, Any] | None = None
     external_ids: dict[SystemName, ExternalIdValue | None] | None = None
-
-    @model_validator(mode="after")
-    def _checks(self) -> OpportunityUpdate:
-        _unique_competitors(self.competitors)
-        return self
 
 
 class StageMove(InputSchema):

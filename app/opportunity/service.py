@@ -414,6 +414,30 @@ class OpportunityService:
                 setattr(opportunity, name, value)
                 touched.add(name)
 
+        # Child rows first: their flushes must not write the opportunity's row (and bump its
+        # version) before the final write does.
+        if "competitors" in changes and patch.competitors is not None:
+            current = [
+                (c.name, c.notes, c.status)
+                for c in sorted(opportunity.competitors, key=lambda c: c.position)
+            ]
+            wanted = [(c.name, c.notes, c.status) for c in patch.competitors]
+            if current != wanted:
+                opportunity.competitors = []
+                await session.flush()
+                self._set_competitors(opportunity, patch.competitors)
+                touched.add("competitors")
+        if "external_ids" in changes:
+            current_ids = {item.system: item.value for item in opportunity.external_ids}
+            merged = validate_value(
+                ExternalIds, merge_patch(current_ids, changes["external_ids"]) or {}, "external_ids"
+            )
+            if merged != current_ids:
+                await self._check_external_ids_free(session, auth, opportunity, merged)
+                opportunity.external_ids = []
+                await session.flush()
+                self._set_external_ids(opportunity, merged)
+                touched.add("external_ids")
         for name in ("name", "owner", "source", "next_step"):
             if name in changes:
                 assign(name, changes[name])
@@ -475,28 +499,6 @@ class OpportunityService:
                 )
             assign("loss_reason", reason)
 
-        if "competitors" in changes and patch.competitors is not None:
-            current = [
-                (c.name, c.notes, c.status)
-                for c in sorted(opportunity.competitors, key=lambda c: c.position)
-            ]
-            wanted = [(c.name, c.notes, c.status) for c in patch.competitors]
-            if current != wanted:
-                opportunity.competitors = []
-                await session.flush()
-                self._set_competitors(opportunity, patch.competitors)
-                touched.add("competitors")
-        if "external_ids" in changes:
-            current_ids = {item.system: item.value for item in opportunity.external_ids}
-            merged = validate_value(
-                ExternalIds, merge_patch(current_ids, changes["external_ids"]) or {}, "external_ids"
-            )
-            if merged != current_ids:
-                await self._check_external_ids_free(session, auth, opportunity, merged)
-                opportunity.external_ids = []
-                await session.flush()
-                self._set_external_ids(opportunity, merged)
-                touched.add("external_ids")
         if "attributes" in changes:
             patched = merge_patch(opportunity.attributes, changes["attributes"]) or {}
             assign("attributes", validate_value(Attributes, patched, "attributes"))
