@@ -325,7 +325,6 @@ class ForecastType:
 
     @classmethod
     def from_schema(cls, data: schemas.Forecast) -> ForecastType:
-        money_fields = {"open_amount", "weighted_amount", "won_amount", "lost_amount"}
         return cls(
             groups=[
                 ForecastGroupType(
@@ -333,8 +332,14 @@ class ForecastType:
                     label=group.label,
                     by_currency=[
                         ForecastFiguresType(
-                            **item.model_dump(exclude=money_fields),
-                            **{name: _money(getattr(item, name)) for name in money_fields},
+                            currency=item.currency,
+                            open_count=item.open_count,
+                            open_amount=_money(item.open_amount),
+                            weighted_amount=_money(item.weighted_amount),
+                            won_count=item.won_count,
+                            won_amount=_money(item.won_amount),
+                            lost_count=item.lost_count,
+                            lost_amount=_money(item.lost_amount),
                         )
                         for item in group.by_currency
                     ],

@@ -6,6 +6,7 @@ row too, so its version, and so its ETag, covers the stages.
 
 from __future__ import annotations
 
+import builtins
 import uuid
 
 from sqlalchemy import func
@@ -376,13 +377,13 @@ class PipelineService:
         await session.refresh(pipeline, ["updated_at"])
 
     @staticmethod
-    def _renumber(stages: list[PipelineStage]) -> None:
+    def _renumber(stages: builtins.list[PipelineStage]) -> None:
         for position, stage in enumerate(stages):
             if stage.position != position:
                 stage.position = position
 
     @staticmethod
-    def _find(stages: list[PipelineStage], stage_id: uuid.UUID) -> PipelineStage:
+    def _find(stages: builtins.list[PipelineStage], stage_id: uuid.UUID) -> PipelineStage:
         for stage in stages:
             if stage.id == stage_id:
                 return stage
@@ -390,7 +391,7 @@ class PipelineService:
 
     @staticmethod
     def _check_name_free(
-        stages: list[PipelineStage], name: str, except_id: uuid.UUID | None
+        stages: builtins.list[PipelineStage], name: str, except_id: uuid.UUID | None
     ) -> None:
         for stage in stages:
             if stage.id != except_id and stage.name.casefold() == name.casefold():

@@ -171,7 +171,8 @@ class OpportunityRepository:
         )
         if for_update:
             statement = statement.execution_options(populate_existing=True)
-        return (await self.session.execute(statement)).scalars().one_or_none()
+        found: Opportunity | None = (await self.session.execute(statement)).scalars().one_or_none()
+        return found
 
     async def get_many(
         self, workspace_id: uuid.UUID, ids: Iterable[uuid.UUID]

@@ -129,7 +129,8 @@ async def test_contact_opportunities_cost_the_same_for_more_data(
     await add(4)
     with count_statements(database) as large:
         second = await gql(client, workspace, query)
-    assert "errors" not in first and "errors" not in second, second
+    assert "errors" not in first, first
+    assert "errors" not in second, second
     edges = second["data"]["contacts"]["edges"]
     assert len(edges) == 6
     assert all(len(e["node"]["opportunities"]["edges"]) == 2 for e in edges)

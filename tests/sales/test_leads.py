@@ -87,7 +87,8 @@ async def test_convert_creates_contact_account_and_opportunity_in_one_go(
     )
     assert response.status_code == 200, response.text
     result = response.json()
-    assert result["contact_created"] and result["account_created"]
+    assert result["contact_created"]
+    assert result["account_created"]
     assert result["lead"]["status"] == "converted"
     assert result["lead"]["converted_contact_id"] == result["contact_id"]
     contact = (
@@ -108,7 +109,9 @@ async def test_convert_creates_contact_account_and_opportunity_in_one_go(
     assert deal["contact_id"] == result["contact_id"]
     again = await convert(client, workspace, lead["id"])
     assert fields_of(assert_problem(again, 409, "conflict")) == ["status"]  # type: ignore[arg-type]
-    assert [row.type for row in await events(owner_engine, workspace, "lead")][-1] == "lead.converted"
+    assert [row.type for row in await events(owner_engine, workspace, "lead")][
+        -1
+    ] == "lead.converted"
 
 
 async def test_convert_matches_existing_contact_and_account(
@@ -128,13 +131,15 @@ async def test_convert_matches_existing_contact_and_account(
     result = (await convert(client, workspace, lead["id"])).json()
     assert result["contact_id"] == existing.json()["id"]
     assert result["account_id"] == account.json()["id"]
-    assert not result["contact_created"] and not result["account_created"]
+    assert not result["contact_created"]
+    assert not result["account_created"]
     assert result["opportunity_id"] is None
     assert await count_rows(owner_engine, workspace, "contacts") == 1
     # A public mail domain says nothing about the company; no company, no account.
     gmail = await new_lead(client, workspace, name="Lan", email="lan@gmail.com")
     solo = (await convert(client, workspace, gmail["id"])).json()
-    assert solo["account_id"] is None and solo["contact_created"]
+    assert solo["account_id"] is None
+    assert solo["contact_created"]
 
 
 async def test_refused_conversions_write_nothing(

@@ -317,9 +317,10 @@ async def test_filters_sorts_and_pages(
     assert await names(currency="THB", amount_min="200", amount_max="9000", sort="amount") == [
         "mid", "big",
     ]  # fmt: skip
-    assert await names(close_from="2099-02-01", close_to="2099-03-01", sort="expected_close_date") == [
-        "mid", "small",
-    ]  # fmt: skip
+    closing = await names(
+        close_from="2099-02-01", close_to="2099-03-01", sort="expected_close_date"
+    )
+    assert closing == ["mid", "small"]
     no_currency = await client.get(
         "/v1/opportunities", headers=workspace.headers, params={"amount_min": "1"}
     )

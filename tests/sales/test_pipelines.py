@@ -125,7 +125,8 @@ async def test_deleting_a_stage_with_opportunities_needs_a_target(
         ("Qualification", "Needs analysis"),
         ("Needs analysis", "Proposal"),
     ]
-    assert history[1]["to_stage_id"] is None and history[2]["from_stage_id"] is None
+    assert history[1]["to_stage_id"] is None
+    assert history[2]["from_stage_id"] is None
     assert await count_rows(owner_engine, workspace, "pipeline_stages") == 6 - 1 + 1
 
 
