@@ -74,6 +74,7 @@ class SalesAnalytics:
         from_date: date | None,
         to_date: date | None,
         group_by: str | None,
+        owner: str | None = None,
     ) -> schemas.Forecast:
         """Open pipeline (deals expected to close in the range), weighted pipeline (amount x
         stage probability, summed, then rounded half up once per group), and what was won and
@@ -96,13 +97,19 @@ class SalesAnalytics:
             "from": from_date,
             "to": to_date,
             "tz": tz,
+            "owner": owner,
         }
         open_key, closed_key = _KEYS[group_by]
-        scope = "o.workspace_id = :w AND (CAST(:p AS uuid) IS NULL OR o.pipeline_id = :p)"
+        scope = (
+            "o.workspace_id = :w AND (CAST(:p AS uuid) IS NULL OR o.pipeline_id = :p) "
+            "AND (CAST(:owner AS text) IS NULL OR o.owner = :owner)"
+        )
         open_rows = await session.execute(
             text(
                 f"SELECT {open_key} AS key, o.currency, count(*) AS n, "
-                "sum(o.amount_minor) AS amount, sum(o.amount_minor * s.probability) AS weighted "
+                "sum(o.amount_minor) AS amount, "
+                # numeric: amount x probability can exceed a bigint.
+                "sum(CAST(o.amount_minor AS numeric) * s.probability) AS weighted "
                 "FROM opportunities o JOIN pipeline_stages s "
                 "ON s.workspace_id = o.workspace_id AND s.id = o.stage_id "
                 f"WHERE {scope} AND o.status = 'open' "

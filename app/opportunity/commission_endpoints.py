@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -9,9 +8,9 @@ from starlette.responses import Response
 
 from app.auth.dependencies import OpportunitiesRead, OpportunitiesWrite
 from app.db.session import SessionDep
-from app.kit.errors import COMMON_RESPONSES, Duplicate, NotFound, PreconditionFailed
-from app.kit.http import IfMatch, IfNoneMatch, conditional_get, json_response
-from app.kit.pagination import Page
+from app.kit.errors import COMMON_RESPONSES, Duplicate, InvalidCursor, NotFound, PreconditionFailed
+from app.kit.http import Cursor, IfMatch, IfNoneMatch, Limit, conditional_get, json_response
+from app.kit.pagination import DEFAULT_LIMIT, Page
 from app.kit.routing import UnitOfWorkRoute
 from app.opportunity import schemas
 from app.opportunity.targets import commission as commission_service
@@ -37,8 +36,10 @@ DUPLICATE: dict[int | str, dict[str, Any]] = {409: Duplicate.openapi_response()}
 async def statements(
     session: SessionDep,
     auth: OpportunitiesRead,
-    from_date: Annotated[date, Query(alias="from", description="First day of the period.")],
-    to_date: Annotated[date, Query(alias="to", description="Last day (inclusive).")],
+    from_date: Annotated[
+        schemas.QueryDate, Query(alias="from", description="First day of the period.")
+    ],
+    to_date: Annotated[schemas.QueryDate, Query(alias="to", description="Last day (inclusive).")],
     owner: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
 ) -> Response:
     """Commission per owner and currency on the deals won in the period, with the deals.
@@ -53,13 +54,23 @@ async def statements(
     return json_response(result)
 
 
-@rules_router.get("", response_model=Page[schemas.CommissionRule])
-async def list(session: SessionDep, auth: OpportunitiesRead) -> Response:
-    """Every commission rule of the workspace (one page)."""
-    rows = await commission_service.rules(session, auth)
+@rules_router.get(
+    "",
+    response_model=Page[schemas.CommissionRule],
+    responses={400: InvalidCursor.openapi_response()},
+)
+async def list(
+    session: SessionDep,
+    auth: OpportunitiesRead,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> Response:
+    """The workspace's commission rules, oldest first."""
+    rows, next_cursor = await commission_service.page(session, auth, limit=limit, cursor=cursor)
     return json_response(
         Page[schemas.CommissionRule](
-            data=[commission_service.rule_to_schema(row) for row in rows], next_cursor=None
+            data=[commission_service.rule_to_schema(row) for row in rows],
+            next_cursor=next_cursor,
         )
     )
 

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import builtins
 import uuid
-from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -75,8 +74,12 @@ async def list(
     amount_max: Annotated[
         Decimal | None, Query(ge=0, lt=Decimal("1e15"), description="Needs `currency`.")
     ] = None,
-    close_from: Annotated[date | None, Query(description="Expected close on or after.")] = None,
-    close_to: Annotated[date | None, Query(description="Expected close on or before.")] = None,
+    close_from: Annotated[
+        schemas.QueryDate | None, Query(description="Expected close on or after.")
+    ] = None,
+    close_to: Annotated[
+        schemas.QueryDate | None, Query(description="Expected close on or before.")
+    ] = None,
 ) -> Response:
     """List opportunities, filtered and sorted."""
     query = OpportunityQuery(
@@ -146,9 +149,14 @@ async def forecast(
     session: SessionDep,
     auth: OpportunitiesRead,
     pipeline_id: Annotated[uuid.UUID | None, Query(description="Default: every pipeline.")] = None,
-    from_date: Annotated[date | None, Query(alias="from", description="First day.")] = None,
-    to_date: Annotated[date | None, Query(alias="to", description="Last day (inclusive).")] = None,
+    from_date: Annotated[
+        schemas.QueryDate | None, Query(alias="from", description="First day.")
+    ] = None,
+    to_date: Annotated[
+        schemas.QueryDate | None, Query(alias="to", description="Last day (inclusive).")
+    ] = None,
     group_by: Annotated[schemas.ForecastGroup | None, Query()] = None,
+    owner: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
 ) -> Response:
     """The forecast per currency (amounts are never converted).
 
@@ -164,6 +172,7 @@ async def forecast(
         from_date=from_date,
         to_date=to_date,
         group_by=group_by,
+        owner=owner,
     )
     return json_response(result)
 

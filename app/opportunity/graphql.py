@@ -689,6 +689,7 @@ class SalesRootQuery:
         from_date: date | None = None,
         to_date: date | None = None,
         group_by: str | None = None,
+        owner: str | None = None,
     ) -> ForecastType | None:
         auth = info.context.require(Scope.opportunities_read)
         checked = _input(schemas.ForecastGrouping, {"group_by": group_by} if group_by else {})
@@ -700,6 +701,7 @@ class SalesRootQuery:
                 from_date=from_date,
                 to_date=to_date,
                 group_by=checked.group_by,
+                owner=owner,
             )
         )
         return ForecastType.from_schema(result)

@@ -3,8 +3,6 @@ close time and loss reason, and records the move in its history."""
 
 from __future__ import annotations
 
-import uuid
-
 from sqlalchemy import BigInteger, bindparam, cast, func
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import DateTime
@@ -102,7 +100,3 @@ async def move(
     )
     session.add(change)
     return change
-
-
-def stage_ids_of(stages: list[PipelineStage]) -> list[uuid.UUID]:
-    return [stage.id for stage in sorted(stages, key=lambda stage: stage.position)]

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -9,9 +8,16 @@ from starlette.responses import Response
 
 from app.auth.dependencies import OpportunitiesRead, OpportunitiesWrite
 from app.db.session import SessionDep
-from app.kit.errors import COMMON_RESPONSES, Conflict, Duplicate, NotFound, PreconditionFailed
-from app.kit.http import IfMatch, IfNoneMatch, conditional_get, json_response
-from app.kit.pagination import Page
+from app.kit.errors import (
+    COMMON_RESPONSES,
+    Conflict,
+    Duplicate,
+    InvalidCursor,
+    NotFound,
+    PreconditionFailed,
+)
+from app.kit.http import Cursor, IfMatch, IfNoneMatch, Limit, conditional_get, json_response
+from app.kit.pagination import DEFAULT_LIMIT, Page
 from app.kit.routing import UnitOfWorkRoute
 from app.opportunity import schemas
 from app.opportunity.analytics import analytics as sales_analytics
@@ -35,12 +41,19 @@ def _pipeline(row: Any) -> schemas.Pipeline:
     return pipeline_service.to_schema(row)
 
 
-@router.get("", response_model=Page[schemas.Pipeline])
-async def list(session: SessionDep, auth: OpportunitiesRead) -> Response:
-    """Every pipeline with its stages, the default first (one page: a workspace has few)."""
-    rows = await pipeline_service.list(session, auth)
+@router.get(
+    "", response_model=Page[schemas.Pipeline], responses={400: InvalidCursor.openapi_response()}
+)
+async def list(
+    session: SessionDep,
+    auth: OpportunitiesRead,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> Response:
+    """Pipelines with their stages, oldest first; `is_default` marks the default one."""
+    rows, next_cursor = await pipeline_service.page(session, auth, limit=limit, cursor=cursor)
     return json_response(
-        Page[schemas.Pipeline](data=[_pipeline(row) for row in rows], next_cursor=None)
+        Page[schemas.Pipeline](data=[_pipeline(row) for row in rows], next_cursor=next_cursor)
     )
 
 
@@ -213,9 +226,11 @@ async def analytics(
     session: SessionDep,
     auth: OpportunitiesRead,
     from_date: Annotated[
-        date | None, Query(alias="from", description="Created on or after.")
+        schemas.QueryDate | None, Query(alias="from", description="Created on or after.")
     ] = None,
-    to_date: Annotated[date | None, Query(alias="to", description="Created on or before.")] = None,
+    to_date: Annotated[
+        schemas.QueryDate | None, Query(alias="to", description="Created on or before.")
+    ] = None,
 ) -> Response:
     """How the pipeline's opportunities created between `from` and `to` fared: conversion
     from each stage to the next and to won, average and median time in each stage, win rate,

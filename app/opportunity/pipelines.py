@@ -9,14 +9,16 @@ from __future__ import annotations
 import builtins
 import uuid
 
-from sqlalchemy import func
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
 
 from app.auth.dependencies import AuthContext
 from app.events import outbox
 from app.kit.errors import Conflict, FieldError, ValidationFailed
 from app.kit.etag import check_if_match
 from app.kit.ids import uuid7
+from app.kit.pagination import Keyset, Sort, SortField, parse_datetime
 from app.models import Pipeline, PipelineStage
 from app.opportunity import schemas
 from app.opportunity.defaults import ensure_default, new_pipeline
@@ -31,6 +33,9 @@ from app.opportunity.moves import check_loss_reason
 from app.opportunity.repository import PipelineRepository
 from app.opportunity.service import opportunity as opportunity_service
 
+SORTS = {"created_at": SortField(Pipeline.created_at, parse_datetime)}
+OLDEST_FIRST = Sort(name="created_at", descending=False)
+
 
 def _ordered(pipeline: Pipeline) -> list[PipelineStage]:
     return sorted(pipeline.stages, key=lambda stage: stage.position)
@@ -42,6 +47,23 @@ class PipelineService:
         """Every pipeline of the workspace, the default first (created if missing)."""
         await ensure_default(session, auth.workspace_id)
         return await PipelineRepository(session).all(auth.workspace_id)
+
+    async def page(
+        self, session: AsyncSession, auth: AuthContext, *, limit: int, cursor: str | None
+    ) -> tuple[builtins.list[Pipeline], str | None]:
+        """A page of pipelines, oldest first (the default pipeline is created with the
+        workspace, or on first use when the workspace has none)."""
+        await ensure_default(session, auth.workspace_id)
+        keyset = Keyset.build(
+            sort=OLDEST_FIRST, allowed=SORTS, id_column=Pipeline.id, limit=limit, cursor=cursor
+        )
+        statement = keyset.apply(
+            select(Pipeline)
+            .where(Pipeline.workspace_id == auth.workspace_id)
+            .options(selectinload(Pipeline.stages))
+        )
+        rows = builtins.list((await session.execute(statement)).scalars().all())
+        return keyset.page(rows, lambda row: (row.created_at, row.id))
 
     async def get(
         self, session: AsyncSession, auth: AuthContext, pipeline_id: uuid.UUID

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, model_validator
 
 from app.kit.money import Currency, Money
 from app.kit.schemas import InputSchema, PatchSchema, Schema, UTCDateTime
@@ -36,6 +37,18 @@ CompetitorName = Annotated[
 Notes = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 Probability = Annotated[int, Field(ge=0, le=100, strict=True)]
 RateBp = Annotated[int, Field(ge=0, le=10_000, strict=True)]
+
+
+def _iso_date(value: Any) -> Any:
+    # Pydantic would also read a bare number as a Unix time, which the API does not offer.
+    if isinstance(value, str) and not _ISO_DAY.match(value):
+        raise ValueError("expected an ISO 8601 date, e.g. 2026-01-31")
+    return value
+
+
+_ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# A day in a query string: YYYY-MM-DD, nothing else.
+QueryDate = Annotated[date, BeforeValidator(_iso_date)]
 # Dates the API accepts: a century either side is plenty for sales and keeps SQL in range.
 SalesDate = Annotated[date, Field(ge=date(1970, 1, 1), le=date(2200, 12, 31))]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -871,10 +871,6 @@ class OpportunityService:
 
 def _str(value: uuid.UUID | None) -> str | None:
     return str(value) if value is not None else None
-
-
-def created_day(created_at: datetime, tz: str) -> date:
-    return created_at.astimezone(ZoneInfo(tz)).date()
 
 
 opportunity = OpportunityService()

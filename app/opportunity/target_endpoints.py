@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -40,10 +39,10 @@ async def list(
     ] = None,
     owner: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
     from_date: Annotated[
-        date | None, Query(alias="from", description="Periods ending on or after.")
+        schemas.QueryDate | None, Query(alias="from", description="Periods ending on or after.")
     ] = None,
     to_date: Annotated[
-        date | None, Query(alias="to", description="Periods starting on or before.")
+        schemas.QueryDate | None, Query(alias="to", description="Periods starting on or before.")
     ] = None,
 ) -> Response:
     """Sales targets with their attainment (won / target), by period."""

@@ -23,7 +23,7 @@ from app.kit.errors import FieldError, ValidationFailed
 from app.kit.etag import check_if_match
 from app.kit.ids import uuid7
 from app.kit.money import Money
-from app.kit.pagination import Keyset, SortField, parse_datetime, parse_sort
+from app.kit.pagination import Keyset, Sort, SortField, parse_datetime, parse_sort
 from app.models import CommissionRule, SalesTarget
 from app.opportunity import schemas
 from app.opportunity.analytics import ratio
@@ -48,6 +48,8 @@ TARGET_SORTS = {
     "period_start": SortField(SalesTarget.period_start, _parse_date),
     "created_at": SortField(SalesTarget.created_at, parse_datetime),
 }
+RULE_SORTS = {"created_at": SortField(CommissionRule.created_at, parse_datetime)}
+RULES_OLDEST_FIRST = Sort(name="created_at", descending=False)
 _CLOSED_DAY = "CAST(timezone(:tz, o.closed_at) AS date)"
 
 
@@ -290,6 +292,23 @@ class _Statement:
 
 class CommissionService:
     # -- rules -------------------------------------------------------------------------------
+    async def page(
+        self, session: AsyncSession, auth: AuthContext, *, limit: int, cursor: str | None
+    ) -> tuple[list[CommissionRule], str | None]:
+        """A page of rules, oldest first."""
+        keyset = Keyset.build(
+            sort=RULES_OLDEST_FIRST,
+            allowed=RULE_SORTS,
+            id_column=CommissionRule.id,
+            limit=limit,
+            cursor=cursor,
+        )
+        statement = keyset.apply(
+            select(CommissionRule).where(CommissionRule.workspace_id == auth.workspace_id)
+        )
+        rows = list((await session.execute(statement)).scalars().all())
+        return keyset.page(rows, lambda row: (row.created_at, row.id))
+
     async def rules(self, session: AsyncSession, auth: AuthContext) -> list[CommissionRule]:
         result = await session.execute(
             select(CommissionRule)

@@ -223,6 +223,8 @@ async def test_forecast(
             "VND": (0, "0", "0", 1, "5000000", 0, "0"),
         },
     }
+    only_alice = await forecast(owner="alice")
+    assert _figures(only_alice["groups"][0]) == by_owner["alice"]
     # In 2099 only the open deals count (the others closed today); C closes in January.
     january = await forecast(**{"from": "2099-01-01", "to": "2099-01-31"})
     assert _figures(january["groups"][0]) == {

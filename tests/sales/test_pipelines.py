@@ -158,7 +158,7 @@ async def test_pipeline_rules(client: httpx.AsyncClient, workspace: WorkspaceHan
     )
     assert made_default.json()["is_default"] is True
     listed = (await client.get("/v1/pipelines", headers=workspace.headers)).json()["data"]
-    assert [(p["name"], p["is_default"]) for p in listed] == [("Online", True), ("Sales", False)]
+    assert [(p["name"], p["is_default"]) for p in listed] == [("Sales", False), ("Online", True)]
     refused = await client.delete(f"/v1/pipelines/{second['id']}", headers=workspace.headers)
     assert_problem(refused, 409, "conflict")
     deleted = await client.delete(f"/v1/pipelines/{default['id']}", headers=workspace.headers)
