@@ -137,3 +137,42 @@ async def test_contact_opportunities_cost_the_same_for_more_data(
     node = edges[0]["node"]["opportunities"]["edges"][0]["node"]
     assert [h["toStageName"] for h in node["history"]] == ["Qualification", "Proposal"]
     assert len(small) == len(large)
+
+
+async def test_opportunity_pages_cost_the_same_for_more_data(
+    client: httpx.AsyncClient, workspace: WorkspaceHandle, database: Database
+) -> None:
+    query = """{ opportunities(first: 50, sort: "amount") { edges { node { name
+        history { toStageName changedBy } competitors { name }
+        contact { displayName } account { name } } } } }"""
+    stages = stage_ids(await default_pipeline(client, workspace))
+
+    async def add(count: int) -> None:
+        for index in range(count):
+            contact_id = await new_contact(client, workspace, f"Buyer {index}")
+            account = await client.post(
+                "/v1/accounts", headers=workspace.headers, json={"name": f"Firm {index}"}
+            )
+            created = await new_opportunity(
+                client,
+                workspace,
+                name=f"Deal {index}",
+                contact_id=contact_id,
+                account_id=account.json()["id"],
+                competitors=[{"name": "Rival"}],
+            )
+            await move(client, workspace, created["id"], stages["Negotiation"])
+
+    await add(2)
+    with count_statements(database) as small:
+        first = await gql(client, workspace, query)
+    await add(5)
+    with count_statements(database) as large:
+        second = await gql(client, workspace, query)
+    assert "errors" not in first, first
+    assert "errors" not in second, second
+    edges = second["data"]["opportunities"]["edges"]
+    assert len(edges) == 7
+    assert all(len(e["node"]["history"]) == 2 for e in edges)
+    assert all(e["node"]["account"]["name"].startswith("Firm") for e in edges)
+    assert len(small) == len(large)

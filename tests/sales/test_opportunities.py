@@ -13,6 +13,7 @@ from tests.sales.helpers import (
     count_rows,
     default_pipeline,
     events,
+    execute,
     fields_of,
     move,
     new_account,
@@ -425,3 +426,23 @@ async def test_contact_views_timeline_merge_and_interaction_links(
     ).json()
     assert moved["contact_id"] == contact_id
     assert moved["version"] == 2
+
+
+async def test_time_in_the_previous_stage_comes_from_the_database_clock(
+    client: httpx.AsyncClient, workspace: WorkspaceHandle, owner_engine: AsyncEngine
+) -> None:
+    stages = stage_ids(await default_pipeline(client, workspace))
+    deal = await new_opportunity(client, workspace, contact_id=await new_contact(client, workspace))
+    # As if the deal had entered its stage an hour ago.
+    await execute(
+        owner_engine,
+        "UPDATE opportunities SET stage_entered_at = stage_entered_at - interval '1 hour' "
+        "WHERE id = :id",
+        id=deal["id"],
+    )
+    moved = await move(client, workspace, deal["id"], stages["Proposal"])
+    history = (
+        await client.get(f"/v1/opportunities/{deal['id']}/history", headers=workspace.headers)
+    ).json()["data"]
+    assert 3600 <= history[1]["seconds_in_previous_stage"] < 3600 + 600
+    assert moved.json()["stage_entered_at"] == history[1]["changed_at"]
