@@ -28,6 +28,7 @@ from app.contact.schemas import ContactCreate
 from app.contact.service import contact as contact_service
 from app.demo_history import DemoHistory, generate_history, load_history
 from app.demo_loyalty import enrol_members, redeem_some
+from app.demo_sales import load_sales
 from app.kit.schemas import parse_input
 from app.models.contact_relationship import RELATIONSHIP_INVERSES
 from app.workspace.service import NewWorkspace
@@ -831,6 +832,7 @@ async def load(session: AsyncSession, auth: AuthContext, data: DemoData) -> Demo
     loyalty = await enrol_members(session, auth, contact_ids, data.seed)
     history = await load_history(session, auth, data.history, contact_ids)
     await redeem_some(session, auth, loyalty, data.seed)
+    await load_sales(session, auth, contact_ids, [item.country for item in data.contacts])
     return DemoCounts(
         accounts=len(account_ids),
         contacts=len(contact_ids),

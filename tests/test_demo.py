@@ -296,3 +296,28 @@ async def test_loyalty_members_have_histories_tiers_and_rewards(
     assert any(a["expired"] > 0 for a in accounts)
     assert any(a["pending"] > 0 for a in accounts)
     await check_invariants(owner_engine, demo)
+
+
+async def test_the_demo_has_a_sales_pipeline_with_history(
+    client: httpx.AsyncClient, demo: Demo
+) -> None:
+    pipelines = (await get(client, demo, "/v1/pipelines"))["data"]
+    assert [p["name"] for p in pipelines] == ["Sales", "Wholesale"]
+    deals = (await get(client, demo, "/v1/opportunities", limit=200))["data"]
+    assert len(deals) >= 30
+    assert {d["status"] for d in deals} == {"open", "won", "lost"}
+    assert {d["amount"]["currency"] for d in deals} == {"THB", "VND"}
+    assert all(d["loss_reason"] for d in deals if d["status"] == "lost")
+    moved = next(d for d in deals if d["status"] == "won")
+    history = (await get(client, demo, f"/v1/opportunities/{moved['id']}/history"))["data"]
+    assert len(history) >= 2
+    assert all(h["seconds_in_previous_stage"] >= 2 * 86400 for h in history[1:])
+    analytics = await get(client, demo, f"/v1/pipelines/{pipelines[1]['id']}/analytics")
+    assert analytics["opportunities"] >= 10
+    assert analytics["win_rate"] is not None
+    leads = (await get(client, demo, "/v1/leads"))["data"]
+    assert "converted" in {lead["status"] for lead in leads}
+    targets = (await get(client, demo, "/v1/sales-targets"))["data"]
+    assert {t["owner"] for t in targets} == {"sales.ploy", "sales.krit", "sales.hoa", "sales.tuan"}
+    rules = (await get(client, demo, "/v1/commission-rules"))["data"]
+    assert [r["rate_bp"] for r in rules] == [500]

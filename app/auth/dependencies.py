@@ -206,3 +206,5 @@ InteractionsRead = Annotated[AuthContext, Depends(Authenticator(Scope.interactio
 InteractionsWrite = Annotated[AuthContext, Depends(Authenticator(Scope.interactions_write))]
 LoyaltyRead = Annotated[AuthContext, Depends(Authenticator(Scope.loyalty_read))]
 LoyaltyWrite = Annotated[AuthContext, Depends(Authenticator(Scope.loyalty_write))]
+OpportunitiesRead = Annotated[AuthContext, Depends(Authenticator(Scope.opportunities_read))]
+OpportunitiesWrite = Annotated[AuthContext, Depends(Authenticator(Scope.opportunities_write))]

@@ -122,6 +122,11 @@ class ContactType:
         description="Loyalty memberships with balance, tier, progress and expiring points. "
         "Needs `loyalty:read`.",
     )
+    opportunities = strawberry.field(
+        resolver=history.opportunities,
+        description="Opportunities, most recently updated first; `statuses` narrows them "
+        '(e.g. `["open"]`). Needs `opportunities:read`.',
+    )
     timeline = strawberry.field(
         resolver=history.timeline,
         description="Everything that happened with the contact, newest first; kinds the key "

@@ -31,5 +31,5 @@ async def single_view(
 ) -> Response:
     """The single view of the customer: profile, account, relationships, interaction counts
     by channel and the latest interactions, open feedback, purchase summary and the latest
-    purchases. Sections the key has no read scope for are null."""
+    purchases, open opportunities. Sections the key has no read scope for are null."""
     return json_response(await view_service.view(session, auth, contact_id, recent=recent))

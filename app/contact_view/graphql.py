@@ -31,6 +31,7 @@ from app.interaction.graphql import InteractionFilter, InteractionType
 from app.interaction.graphql import connection as interaction_connection
 from app.interaction.service import MAX_PER_CONTACT
 from app.interaction.service import interaction as interaction_service
+from app.opportunity.graphql import OpportunityType, contact_opportunities
 from app.purchase.graphql import PurchaseSummaryType, PurchaseType
 from app.purchase.graphql import connection as purchase_connection
 from app.purchase.graphql import cursor_of as purchase_cursor_of
@@ -150,6 +151,16 @@ async def purchases(
             )
         )
     return purchase_connection(page, next_cursor, None)
+
+
+async def opportunities(
+    root: ContactType,
+    info: Info[Context, None],
+    first: int | None = None,
+    after: str | None = None,
+    statuses: list[str] | None = None,
+) -> Connection[OpportunityType] | None:
+    return await contact_opportunities(root, info, first, after, statuses)
 
 
 async def timeline(

@@ -8,6 +8,7 @@ from app.contact.schemas import Contact
 from app.interaction.schemas import Interaction
 from app.kit.schemas import Schema
 from app.loyalty.schemas import Account as LoyaltyAccount
+from app.opportunity.schemas import Opportunity
 from app.purchase.schemas import Purchase, PurchaseSummary
 
 
@@ -32,7 +33,8 @@ class ContactView(Schema):
     """Everything an agent needs before picking up the phone, in one answer.
 
     A section the key has no read scope for is null: `interactions` and `open_feedback` need
-    `interactions:read`, `purchases` needs `purchases:read`, `loyalty` needs `loyalty:read`.
+    `interactions:read`, `purchases` needs `purchases:read`, `loyalty` needs `loyalty:read`,
+    `opportunities` needs `opportunities:read`.
     """
 
     contact: Contact
@@ -44,3 +46,6 @@ class ContactView(Schema):
     )
     purchases: PurchasesSection | None
     loyalty: LoyaltySection | None
+    opportunities: list[Opportunity] | None = Field(
+        description="Open opportunities, the most recently updated first (at most 20)."
+    )

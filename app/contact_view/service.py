@@ -24,9 +24,11 @@ from app.contact_view.schemas import (
 )
 from app.interaction.service import interaction as interaction_service
 from app.loyalty.service import loyalty as loyalty_service
+from app.opportunity.service import opportunity as opportunity_service
 from app.purchase.service import purchase as purchase_service
 
 DEFAULT_RECENT = 5
+OPEN_OPPORTUNITIES = 20
 
 
 async def view(
@@ -73,6 +75,12 @@ async def view(
     if auth.has(Scope.loyalty_read):
         memberships = await loyalty_service.accounts_for_contacts(session, auth, ids)
         loyalty = LoyaltySection(accounts=memberships[contact.id])
+    opportunities = None
+    if auth.has(Scope.opportunities_read):
+        open_ones = await opportunity_service.recent_for_contacts(
+            session, auth, ids, OPEN_OPPORTUNITIES, statuses=("open",)
+        )
+        opportunities = [opportunity_service.to_schema(row) for row in open_ones[contact.id]]
     return ContactView(
         contact=contact_service.to_schema(contact),
         account=account,
@@ -81,4 +89,5 @@ async def view(
         open_feedback=open_feedback,
         purchases=purchases,
         loyalty=loyalty,
+        opportunities=opportunities,
     )

@@ -20,6 +20,7 @@ from app.contact.graphql import ContactMutation, ContactRootQuery
 from app.graphql.extensions import ProblemCodes, cost_limit_rule
 from app.interaction.graphql import InteractionMutation, InteractionRootQuery
 from app.loyalty.graphql import LoyaltyMutation, LoyaltyRootQuery
+from app.opportunity.graphql import SalesMutation, SalesRootQuery
 from app.purchase.graphql import PurchaseMutation, PurchaseRootQuery
 from app.workspace.graphql import WorkspaceMutation, WorkspaceQuery
 
@@ -35,6 +36,7 @@ Query = merge_types(
         InteractionRootQuery,
         PurchaseRootQuery,
         LoyaltyRootQuery,
+        SalesRootQuery,
     ),
 )
 Mutation = merge_types(
@@ -47,6 +49,7 @@ Mutation = merge_types(
         InteractionMutation,
         PurchaseMutation,
         LoyaltyMutation,
+        SalesMutation,
     ),
 )
 

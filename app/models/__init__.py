@@ -19,6 +19,17 @@ from app.models.loyalty import (
 )
 from app.models.outbox_event import OutboxEvent
 from app.models.purchase import Purchase, PurchaseExternalId, PurchaseItem, PurchaseRefund
+from app.models.sales import (
+    CommissionRule,
+    Lead,
+    Opportunity,
+    OpportunityCompetitor,
+    OpportunityExternalId,
+    OpportunityStageChange,
+    Pipeline,
+    PipelineStage,
+    SalesTarget,
+)
 from app.models.workspace import Workspace
 
 # Tables carrying customer data: row-level security applies to each (see the migrations).
@@ -49,6 +60,15 @@ TENANT_TABLES = (
     "loyalty_allocations",
     "loyalty_rewards",
     "loyalty_redemptions",
+    "pipelines",
+    "pipeline_stages",
+    "opportunities",
+    "opportunity_stage_changes",
+    "opportunity_competitors",
+    "opportunity_external_ids",
+    "leads",
+    "sales_targets",
+    "commission_rules",
 )
 
 __all__ = [
@@ -56,6 +76,7 @@ __all__ = [
     "Account",
     "AccountExternalId",
     "ApiKey",
+    "CommissionRule",
     "Contact",
     "ContactEmail",
     "ContactExternalId",
@@ -65,6 +86,7 @@ __all__ = [
     "IdempotencyKey",
     "Interaction",
     "InteractionExternalId",
+    "Lead",
     "LoyaltyAccount",
     "LoyaltyAllocation",
     "LoyaltyEntry",
@@ -73,10 +95,17 @@ __all__ = [
     "LoyaltyRedemption",
     "LoyaltyReward",
     "LoyaltyTier",
+    "Opportunity",
+    "OpportunityCompetitor",
+    "OpportunityExternalId",
+    "OpportunityStageChange",
     "OutboxEvent",
+    "Pipeline",
+    "PipelineStage",
     "Purchase",
     "PurchaseExternalId",
     "PurchaseItem",
     "PurchaseRefund",
+    "SalesTarget",
     "Workspace",
 ]

@@ -16,6 +16,7 @@ from app.kit.errors import NotFound
 from app.kit.etag import check_if_match
 from app.kit.ids import uuid7
 from app.models import Workspace
+from app.opportunity.defaults import ensure_default
 from app.workspace import schemas
 from app.workspace.repository import WorkspaceRepository
 
@@ -89,6 +90,8 @@ class WorkspaceService:
             aggregate_id=workspace.id,
             data=schemas.Workspace.model_validate(workspace),
         )
+        # Every workspace starts with a sales pipeline, in the same transaction.
+        await ensure_default(session, workspace.id)
         admin_key = await api_key_service.issue(
             session, workspace_id=workspace.id, name=key_name, scopes=[Scope.admin.value]
         )
