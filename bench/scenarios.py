@@ -249,7 +249,107 @@ def _amount(minor: int, currency: str) -> dict[str, str]:
     return {"amount": text, "currency": currency}
 
 
-@scenario("pos_partner", "record a receipt with items; one visit in ten also refunds one")
+# -- loyalty ------------------------------------------------------------------------------------
+
+LOYALTY_MEMBERS = 200
+# Enough that no visit runs out: a redemption refused for lack of points would be an error.
+MEMBER_FLOAT = 1_000_000
+
+
+async def prepare_loyalty(client: httpx.AsyncClient, data: Dataset) -> None:
+    """A programme (1 point per 25 THB or 10,000 VND, points available at once) and members
+    with a float of points, once per run; later calls reuse them."""
+    if "loyalty_accounts" in data.extra:
+        return
+    created = await client.post(
+        "/v1/loyalty/programs",
+        json={
+            "name": f"Bench {data.run_tag}",
+            "earn_rates": [
+                {"spend": {"amount": "25.00", "currency": "THB"}, "points": 1},
+                {"spend": {"amount": "10000", "currency": "VND"}, "points": 1},
+            ],
+            "pending_days": 0,
+        },
+    )
+    created.raise_for_status()
+    program_id = created.json()["id"]
+    accounts: dict[str, str] = {}
+    for contact_id in data.contact_ids[:LOYALTY_MEMBERS]:
+        enrolled = await client.post(
+            "/v1/loyalty/accounts", json={"program_id": program_id, "contact_id": contact_id}
+        )
+        enrolled.raise_for_status()
+        account_id = enrolled.json()["id"]
+        funded = await client.post(
+            f"/v1/loyalty/accounts/{account_id}/entries",
+            json={"kind": "earn", "points": MEMBER_FLOAT, "reason": "benchmark float"},
+        )
+        funded.raise_for_status()
+        accounts[contact_id] = account_id
+    data.extra["loyalty_program"] = program_id
+    data.extra["loyalty_accounts"] = accounts
+
+
+def _member_or_any(data: Dataset, rng: Random, share: float) -> str:
+    members = list(data.extra.get("loyalty_accounts", {}))
+    if members and rng.random() < share:
+        return rng.choice(members)
+    return data.contact(rng)
+
+
+async def _earn_and_redeem(
+    client: httpx.AsyncClient, account_id: str, rng: Random, record: Recorder
+) -> None:
+    points = rng.randint(1, 50)
+    await record.call(
+        "earn",
+        client.post(
+            f"/v1/loyalty/accounts/{account_id}/entries",
+            json={"kind": "earn", "points": points, "reason": "in-store bonus"},
+        ),
+        expect=(201,),
+    )
+    await record.call(
+        "redeem",
+        client.post(
+            f"/v1/loyalty/accounts/{account_id}/redemptions",
+            json={"points": points, "reason": "coffee voucher"},
+        ),
+        expect=(201,),
+    )
+
+
+@scenario(
+    "loyalty_many_accounts",
+    "earn then redeem the same points on one of 200 members' accounts",
+    prepare=prepare_loyalty,
+)
+async def loyalty_many_accounts(
+    client: httpx.AsyncClient, data: Dataset, rng: Random, record: Recorder
+) -> None:
+    account_id = rng.choice(list(data.extra["loyalty_accounts"].values()))
+    await _earn_and_redeem(client, account_id, rng, record)
+
+
+@scenario(
+    "loyalty_hot_account",
+    "32 clients earning and redeeming on one account: every write queues on its row",
+    prepare=prepare_loyalty,
+    concurrency=32,
+)
+async def loyalty_hot_account(
+    client: httpx.AsyncClient, data: Dataset, rng: Random, record: Recorder
+) -> None:
+    account_id = next(iter(data.extra["loyalty_accounts"].values()))
+    await _earn_and_redeem(client, account_id, rng, record)
+
+
+@scenario(
+    "pos_partner",
+    "record a receipt with items (members earn points from it); one in ten also refunds one",
+    prepare=prepare_loyalty,
+)
 async def pos_partner(
     client: httpx.AsyncClient, data: Dataset, rng: Random, record: Recorder
 ) -> None:
@@ -275,7 +375,7 @@ async def pos_partner(
         client.post(
             "/v1/purchases",
             json={
-                "contact_id": data.contact(rng),
+                "contact_id": _member_or_any(data, rng, 0.5),
                 "occurred_at": datetime.now(UTC).isoformat(),
                 "channel": "store",
                 "store_id": rng.choice(("BKK-SIAM", "CNX-01", "HCM-Q1", "HAN-HK")),
@@ -299,21 +399,29 @@ async def pos_partner(
     )
 
 
-@scenario("mobile_app", "the app's home screen: profile, recent purchases, one purchase's detail")
+@scenario(
+    "mobile_app",
+    "the app's home screen: loyalty balance and tier, recent points, recent purchases",
+    prepare=prepare_loyalty,
+)
 async def mobile_app(
     client: httpx.AsyncClient, data: Dataset, rng: Random, record: Recorder
 ) -> None:
-    contact_id = data.contact(rng)
-    await record.call("profile", client.get(f"/v1/contacts/{contact_id}"))
-    listed = await record.call(
+    contact_id = _member_or_any(data, rng, 0.8)
+    memberships = await record.call(
+        "loyalty balance and tier",
+        client.get("/v1/loyalty/accounts", params={"contact_id": contact_id}),
+    )
+    if memberships is not None and memberships.json()["data"]:
+        account_id = memberships.json()["data"][0]["id"]
+        await record.call(
+            "recent points",
+            client.get(f"/v1/loyalty/accounts/{account_id}/entries", params={"limit": 10}),
+        )
+    await record.call(
         "recent purchases",
         client.get("/v1/purchases", params={"contact_id": contact_id, "limit": 10}),
     )
-    if listed is None:
-        return
-    rows = listed.json()["data"]
-    if rows:
-        await record.call("purchase detail", client.get(f"/v1/purchases/{rows[0]['id']}"))
 
 
 CONTACT_PAGE = """
