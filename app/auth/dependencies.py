@@ -204,3 +204,5 @@ PurchasesRead = Annotated[AuthContext, Depends(Authenticator(Scope.purchases_rea
 PurchasesWrite = Annotated[AuthContext, Depends(Authenticator(Scope.purchases_write))]
 InteractionsRead = Annotated[AuthContext, Depends(Authenticator(Scope.interactions_read))]
 InteractionsWrite = Annotated[AuthContext, Depends(Authenticator(Scope.interactions_write))]
+CasesRead = Annotated[AuthContext, Depends(Authenticator(Scope.cases_read))]
+CasesWrite = Annotated[AuthContext, Depends(Authenticator(Scope.cases_write))]

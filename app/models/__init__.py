@@ -2,6 +2,17 @@
 
 from app.models.account import Account, AccountExternalId
 from app.models.api_key import ApiKey
+from app.models.case import (
+    BusinessCalendar,
+    Case,
+    CaseComment,
+    CaseCounter,
+    CaseExternalId,
+    CaseHistory,
+    CaseQueue,
+    CaseRoutingRule,
+    SlaPolicy,
+)
 from app.models.contact import Contact, ContactEmail, ContactExternalId, ContactPhone
 from app.models.contact_merge import ContactMerge
 from app.models.contact_relationship import ContactRelationship
@@ -31,6 +42,15 @@ TENANT_TABLES = (
     "purchase_items",
     "purchase_refunds",
     "purchase_external_ids",
+    "business_calendars",
+    "sla_policies",
+    "case_queues",
+    "case_routing_rules",
+    "case_counters",
+    "cases",
+    "case_external_ids",
+    "case_comments",
+    "case_history",
 )
 
 __all__ = [
@@ -38,6 +58,14 @@ __all__ = [
     "Account",
     "AccountExternalId",
     "ApiKey",
+    "BusinessCalendar",
+    "Case",
+    "CaseComment",
+    "CaseCounter",
+    "CaseExternalId",
+    "CaseHistory",
+    "CaseQueue",
+    "CaseRoutingRule",
     "Contact",
     "ContactEmail",
     "ContactExternalId",
@@ -52,5 +80,6 @@ __all__ = [
     "PurchaseExternalId",
     "PurchaseItem",
     "PurchaseRefund",
+    "SlaPolicy",
     "Workspace",
 ]
