@@ -64,9 +64,7 @@ class TestAdd:
         assert add_business_minutes(THAI, bkk(2026, 11, 27, 17, 0), 60) == bkk(2026, 11, 30, 9)
 
     def test_from_a_saturday(self) -> None:
-        assert add_business_minutes(THAI, bkk(2026, 11, 28, 10, 0), 10) == bkk(
-            2026, 11, 30, 8, 40
-        )
+        assert add_business_minutes(THAI, bkk(2026, 11, 28, 10, 0), 10) == bkk(2026, 11, 30, 8, 40)
 
     def test_over_a_weekend_and_a_holiday(self) -> None:
         # Friday 4 December: 30 minutes; Monday 7 December is a holiday; Tuesday 08:30 + 30.
@@ -195,9 +193,7 @@ def test_adding_is_monotonic_and_additive(
     calendar: Calendar, start: datetime, a: int, b: int
 ) -> None:
     low, high = sorted((a, b))
-    assert add_business_minutes(calendar, start, low) <= add_business_minutes(
-        calendar, start, high
-    )
+    assert add_business_minutes(calendar, start, low) <= add_business_minutes(calendar, start, high)
     if a > 0:
         middle = add_business_minutes(calendar, start, a)
         assert add_business_minutes(calendar, middle, b) == add_business_minutes(
@@ -223,6 +219,9 @@ def test_between_adds_up_over_a_split(
 def test_holidays_are_dates_in_the_calendar_zone() -> None:
     # 7 December in Bangkok starts 6 December 17:00Z: the holiday follows the local date.
     assert date(2026, 12, 7) in THAI.holidays
-    assert business_minutes_between(
-        THAI, datetime(2026, 12, 7, 1, 0, tzinfo=UTC), datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
-    ) == 0
+    assert (
+        business_minutes_between(
+            THAI, datetime(2026, 12, 7, 1, 0, tzinfo=UTC), datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
+        )
+        == 0
+    )
