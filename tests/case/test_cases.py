@@ -292,7 +292,7 @@ class TestTransitions:
                         "to": to,
                         **({"reason": "waiting_on_customer"} if to == "pending" else {}),
                     },
-                )  # fmt: skip
+                )
                 for to in ["pending", "resolved"] * 4
             )
         )
