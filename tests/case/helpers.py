@@ -133,3 +133,15 @@ async def rewrite_history(
                 {"w": ws.id, "id": case_id, "old": previous, "new": status, "at": at},
             )
             previous = status
+
+
+async def set_columns(
+    engine: AsyncEngine, ws: WorkspaceHandle, case_id: str, **columns: Any
+) -> None:
+    """Write case columns directly (a fixed data set for reports)."""
+    async with engine.begin() as connection:
+        assignments = ", ".join(f"{name} = :{name}" for name in columns)
+        await connection.execute(
+            text(f"UPDATE cases SET {assignments} WHERE workspace_id = :w AND id = :id"),
+            {"w": ws.id, "id": case_id, **columns},
+        )
