@@ -318,6 +318,16 @@ class CaseRepository:
         )
         return list((await self.session.execute(statement)).scalars().all())
 
+    async def count_open(self, workspace_id: uuid.UUID, contact_id: uuid.UUID) -> int:
+        result = await self.session.execute(
+            select(func.count()).where(
+                Case.workspace_id == workspace_id,
+                Case.contact_id == contact_id,
+                Case.status.in_(OPEN_STATUSES),
+            )
+        )
+        return int(result.scalar_one())
+
     async def delete(self, case: Case) -> None:
         await self.session.execute(
             delete(Case).where(Case.workspace_id == case.workspace_id, Case.id == case.id)

@@ -300,6 +300,12 @@ class CaseService:
                 grouped.setdefault(row.contact_id, []).append(row)
         return grouped
 
+    async def count_open(
+        self, session: AsyncSession, auth: AuthContext, contact_id: uuid.UUID
+    ) -> int:
+        """How many cases of the contact are not yet resolved."""
+        return await CaseRepository(session).count_open(auth.workspace_id, contact_id)
+
     async def comments(
         self,
         session: AsyncSession,

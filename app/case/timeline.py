@@ -29,7 +29,7 @@ from app.timeline.registry import (
 def _entries_of(
     workspace_id: uuid.UUID, contact_id: uuid.UUID, filters: TimelineFilter
 ) -> Select[datetime, uuid.UUID]:
-    statement = select(Case.created_at, Case.id).where(
+    statement = select(Case.created_at.label("occurred_at"), Case.id).where(
         Case.workspace_id == workspace_id, Case.contact_id == contact_id
     )
     return narrowed(statement, filters, occurred_at=Case.created_at, channel=Case.channel)

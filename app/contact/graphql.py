@@ -9,6 +9,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from app.auth.scopes import Scope
+from app.case.graphql import contact_cases
 from app.contact import schemas
 from app.contact.batch import batch as batch_service
 from app.contact.merge import merge as merge_service
@@ -115,6 +116,11 @@ class ContactType:
     purchases = strawberry.field(
         resolver=history.purchases,
         description="Purchases, newest first. Needs `purchases:read`.",
+    )
+    cases = strawberry.field(
+        resolver=contact_cases,
+        description="Cases, newest first: open ones (new, open, pending) unless `statuses` "
+        "says otherwise. Needs `cases:read`.",
     )
     timeline = strawberry.field(
         resolver=history.timeline,

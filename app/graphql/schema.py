@@ -9,6 +9,7 @@ from strawberry.tools import merge_types
 import app.modules  # noqa: F401  (registrations)
 from app.account.graphql import AccountMutation, AccountRootQuery
 from app.api_key.graphql import ApiKeyMutation, ApiKeyQuery
+from app.case.graphql import CaseMutation, CaseRootQuery
 from app.config import Settings
 from app.contact.graphql import ContactMutation, ContactRootQuery
 from app.graphql.extensions import ProblemCodes, cost_limit_rule
@@ -25,6 +26,7 @@ Query = merge_types(
         AccountRootQuery,
         InteractionRootQuery,
         PurchaseRootQuery,
+        CaseRootQuery,
     ),
 )
 Mutation = merge_types(
@@ -36,6 +38,7 @@ Mutation = merge_types(
         AccountMutation,
         InteractionMutation,
         PurchaseMutation,
+        CaseMutation,
     ),
 )
 

@@ -151,8 +151,8 @@ async def test_report_figures(
     assert total["median_first_response_seconds"] == 1200
     assert body["group_by"] == "priority"
 
-    by_queue = (await report(client, workspace, **{"from": "2026-11-01T00:00:00Z",
-                                                   "to": "2026-11-21T00:00:00Z"})).json()  # fmt: skip
+    period = {"from": "2026-11-01T00:00:00Z", "to": "2026-11-21T00:00:00Z"}
+    by_queue = (await report(client, workspace, **period)).json()
     labels = {row["key"]: (row["label"], row["created"]) for row in by_queue["rows"]}
     assert labels == {queue["id"]: ("Support", 3), None: (None, 2)}
 
