@@ -291,6 +291,7 @@ def demo(
                 "interactions": counts.interactions,
                 "purchases": counts.purchases,
                 "refunds": counts.refunds,
+                "cases": counts.cases,
             },
         }
 
@@ -300,7 +301,8 @@ def demo(
         f"workspace {result['workspace_id']} ({result['name']})",
         f"loaded {counts['accounts']} accounts, {counts['contacts']} contacts, "
         f"{counts['relationships']} relationships, {counts['interactions']} interactions, "
-        f"{counts['purchases']} purchases and {counts['refunds']} refunds",
+        f"{counts['purchases']} purchases, {counts['refunds']} refunds and "
+        f"{counts['cases']} cases",
         f"admin API key (shown once): {result['api_key']}",
     ])  # fmt: skip
 

@@ -26,6 +26,7 @@ from app.contact.relationship_schemas import RelationshipCreate
 from app.contact.relationships import relationship as relationship_service
 from app.contact.schemas import ContactCreate
 from app.contact.service import contact as contact_service
+from app.demo_cases import load_cases
 from app.demo_history import DemoHistory, generate_history, load_history
 from app.kit.schemas import parse_input
 from app.models.contact_relationship import RELATIONSHIP_INVERSES
@@ -371,6 +372,7 @@ class DemoCounts:
     interactions: int = 0
     purchases: int = 0
     refunds: int = 0
+    cases: int = 0
 
 
 @dataclass(frozen=True)
@@ -824,6 +826,8 @@ async def load(session: AsyncSession, auth: AuthContext, data: DemoData) -> Demo
             session, auth, contact_ids[link.contact], parse_input(RelationshipCreate, request)
         )
     history = await load_history(session, auth, data.history, contact_ids)
+    # The case mix depends on the contacts only, so a seed always gives the same desk.
+    cases = await load_cases(session, auth, contact_ids, seed=len(contact_ids))
     return DemoCounts(
         accounts=len(account_ids),
         contacts=len(contact_ids),
@@ -831,6 +835,7 @@ async def load(session: AsyncSession, auth: AuthContext, data: DemoData) -> Demo
         interactions=history.interactions,
         purchases=history.purchases,
         refunds=history.refunds,
+        cases=cases,
     )
 
 

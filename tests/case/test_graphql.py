@@ -35,7 +35,8 @@ async def test_setup_and_case_lifecycle(
     assert calendar["data"]["createBusinessCalendar"]["holidays"] == ["2026-12-07"]
     bad = await gql(
         client, headers,
-        """mutation($input: BusinessCalendarInput!) { createBusinessCalendar(input: $input) { id } }""",
+        """mutation($input: BusinessCalendarInput!) {
+             createBusinessCalendar(input: $input) { id } }""",
         {"input": {"name": "X", "timeZone": "Mars/Base", "hours": THAI_HOURS}},
     )  # fmt: skip
     assert codes(bad) == ["validation_error"]
@@ -64,7 +65,8 @@ async def test_setup_and_case_lifecycle(
     contact_id = await new_contact(client, workspace)
     created = await gql(
         client, headers,
-        f"""mutation($input: CaseCreateInput!) {{ createCase(input: $input) {{ {CASE_FIELDS} }} }}""",
+        f"""mutation($input: CaseCreateInput!) {{
+              createCase(input: $input) {{ {CASE_FIELDS} }} }}""",
         {"input": {"contactId": contact_id, "subject": "Broken", "priority": "high",
                    "channel": "chat", "externalIds": [{"system": "zd", "value": "1"}]}},
     )  # fmt: skip
@@ -97,7 +99,8 @@ async def test_setup_and_case_lifecycle(
     pending = await gql(
         client, headers,
         """mutation($id: UUID!) { transitionCase(id: $id,
-             input: {to: "pending", reason: "waiting_on_customer"}) { status slaStatus { paused } } }""",
+             input: {to: "pending", reason: "waiting_on_customer"}) {
+               status slaStatus { paused } } }""",
         {"id": case["id"]},
     )  # fmt: skip
     assert pending["data"]["transitionCase"] == {"status": "pending", "slaStatus": {"paused": True}}
@@ -146,7 +149,8 @@ async def test_setup_and_case_lifecycle(
     report = await gql(
         client, headers,
         """{ caseReport(from: "2026-01-01T00:00:00Z", to: "2030-01-01T00:00:00Z",
-                        groupBy: "priority") { rows { key created backlog } total { created } } }""",
+                        groupBy: "priority") {
+               rows { key created backlog } total { created } } }""",
     )  # fmt: skip
     assert report["data"]["caseReport"]["rows"] == [{"key": "high", "created": 1, "backlog": 1}]
     deleted = await gql(
