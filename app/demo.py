@@ -18,6 +18,7 @@ from typing import Any
 import phonenumbers
 from sqlalchemy.ext.asyncio import AsyncSession
 
+import app.modules  # noqa: F401  (registrations: timeline sources, jobs)
 from app.account.schemas import AccountCreate
 from app.account.service import account as account_service
 from app.auth.dependencies import AuthContext

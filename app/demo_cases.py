@@ -131,7 +131,8 @@ async def _setup(session: AsyncSession, auth: AuthContext) -> dict[str, uuid.UUI
 async def load_cases(
     session: AsyncSession, auth: AuthContext, contact_ids: Sequence[uuid.UUID], seed: int
 ) -> int:
-    """Queues, calendars, policies, rules and about one case per contact; the count of cases.
+    """Queues, calendars, policies, rules and a case for two contacts in three (200 for the
+    default 300 contacts, enough for the report without slowing the demo); the count of cases.
 
     Raises:
         CRMError: a record the API would refuse.
@@ -143,7 +144,8 @@ async def load_cases(
     )
     states = [state for state, weight in STATES for _ in range(weight)]
     made = 0
-    for index, contact_id in enumerate(contact_ids):
+    chosen = [contact_id for index, contact_id in enumerate(contact_ids) if index % 3 != 2]
+    for index, contact_id in enumerate(chosen):
         source = complaints[index] if index < len(complaints) // 2 else None
         subject, category, _ = rng.choice(SUBJECTS)
         body: dict[str, Any] = {

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -46,7 +46,8 @@ from app.contact.service import contact as contact_service
 from app.db.locking import lock_keys
 from app.events import outbox
 from app.interaction import schemas as interaction_schemas
-from app.interaction.listeners import CreatedInteraction
+from app.interaction.links import register_link_target
+from app.interaction.listeners import CreatedInteraction, register_interaction_listener
 from app.interaction.service import InteractionQuery
 from app.interaction.service import interaction as interaction_service
 from app.kit.changes import changed_fields
@@ -551,7 +552,7 @@ class CaseService:
         changed = changed_fields(before, after)
         if not changed:
             return case
-        case.updated_at = func.now()
+        case.updated_at = now
         if case.priority != old_priority:
             self._log(session, auth, case, "priority", old_priority, case.priority, now)
         if case.queue_id != old_queue:
@@ -559,7 +560,6 @@ class CaseService:
         if case.assignee != old_assignee:
             self._log(session, auth, case, "assignee", old_assignee, case.assignee, now)
         await session.flush()
-        await session.refresh(case, ["updated_at"])
         body = self.to_schema(case, clock, now)
         await self._event(session, auth, "case.updated", case, body, changed)
         if case.queue_id != old_queue or case.assignee != old_assignee:
@@ -693,10 +693,8 @@ class CaseService:
         if data.public and case.status == "new":
             await self._apply_status(session, auth, case, clock, "open", now, note="first response")
         else:
-            case.updated_at = func.now()
+            case.updated_at = now
             await session.flush()
-            await session.refresh(case, ["updated_at"])
-        await session.refresh(comment, ["created_at"])
         if data.public:
             await outbox.record(
                 session,
@@ -738,13 +736,12 @@ class CaseService:
         routing = await self._route(repository, auth, case, account_type, stage)
         now = await repository.clock()
         clock = await self._clock(session, auth, case.sla_policy_id)
-        case.updated_at = func.now()
+        case.updated_at = now
         if routing.queue_changed:
             self._log(session, auth, case, "queue", _text(old_queue), _text(case.queue_id), now)
         if routing.assignee_changed:
             self._log(session, auth, case, "assignee", old_assignee, case.assignee, now)
         await session.flush()
-        await session.refresh(case, ["updated_at"])
         if routing.queue_changed or routing.assignee_changed:
             await self._event(
                 session, auth, "case.assigned", case, self.to_schema(case, clock, now)
@@ -833,7 +830,7 @@ class CaseService:
                 case.next_response_due_at = add_business_minutes(
                     clock.calendar, now, clock.policy.next_response_minutes
                 )
-                case.updated_at = func.now()
+                case.updated_at = now
                 await session.flush()
 
     # -- output ------------------------------------------------------------------------------
@@ -1002,10 +999,9 @@ class CaseService:
         if to == "closed":
             case.closed_at = now
         recompute(case, clock)
-        case.updated_at = func.now()
+        case.updated_at = now
         self._log(session, auth, case, "status", old, to, now, reason=note or reason)
         await session.flush()
-        await session.refresh(case, ["updated_at"])
         if to == "resolved":
             await interaction_service.create(
                 session,
@@ -1137,3 +1133,14 @@ def _metrics(
 
 
 case = CaseService()
+
+
+async def _existing_cases(
+    session: AsyncSession, workspace_id: uuid.UUID, ids: Collection[uuid.UUID]
+) -> set[uuid.UUID]:
+    return await CaseRepository(session).existing_ids(workspace_id, ids)
+
+
+# Interactions may link to cases, and a customer's reply on a case moves it along.
+register_link_target("case", _existing_cases)
+register_interaction_listener(on_created=case.on_interactions_created)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import Select, select
@@ -11,11 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.dependencies import AuthContext
 from app.auth.scopes import Scope
-from app.case.repository import CaseRepository
 from app.case.service import case as case_service
 from app.case.service import format_number
-from app.interaction.links import register_link_target
-from app.interaction.listeners import register_interaction_listener
 from app.models import Case
 from app.timeline.registry import (
     LoadedEntry,
@@ -51,14 +48,6 @@ async def _load(
     }
 
 
-async def _existing(
-    session: AsyncSession, workspace_id: uuid.UUID, ids: Collection[uuid.UUID]
-) -> set[uuid.UUID]:
-    return await CaseRepository(session).existing_ids(workspace_id, ids)
-
-
 register_timeline_source(
     TimelineSource(kind="case", scope=Scope.cases_read, entries_of=_entries_of, load=_load)
 )
-register_link_target("case", _existing)
-register_interaction_listener(on_created=case_service.on_interactions_created)
