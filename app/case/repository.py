@@ -396,6 +396,19 @@ class CaseRepository:
         statement = statement.order_by(CaseHistory.case_id, CaseHistory.at, CaseHistory.id)
         return list((await self.session.execute(statement)).scalars().all())
 
+    async def history_with_cases(
+        self, workspace_id: uuid.UUID, history_ids: Sequence[uuid.UUID]
+    ) -> list[tuple[CaseHistory, Case]]:
+        statement = (
+            select(CaseHistory, Case)
+            .join(
+                Case,
+                (Case.workspace_id == CaseHistory.workspace_id) & (Case.id == CaseHistory.case_id),
+            )
+            .where(CaseHistory.workspace_id == workspace_id, CaseHistory.id.in_(list(history_ids)))
+        )
+        return [(row[0], row[1]) for row in await self.session.execute(statement)]
+
     async def clock(self) -> datetime:
         """The database clock now (distinct for each call, unlike ``now()``)."""
         value: datetime = (await self.session.execute(select(func.clock_timestamp()))).scalar_one()

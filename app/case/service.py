@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.account.service import account as account_service
@@ -351,6 +351,14 @@ class CaseService:
             ):
                 grouped.setdefault(row.case_id, []).append(row)
         return grouped
+
+    async def status_changes(
+        self, session: AsyncSession, auth: AuthContext, history_ids: Sequence[uuid.UUID]
+    ) -> list[tuple[CaseHistory, Case]]:
+        """History rows by id, each with its case (for the timeline); others are absent."""
+        if not history_ids:
+            return []
+        return await CaseRepository(session).history_with_cases(auth.workspace_id, history_ids)
 
     async def history(
         self, session: AsyncSession, auth: AuthContext, case_id: uuid.UUID

@@ -40,9 +40,21 @@ async def test_cases_on_the_timeline(client: httpx.AsyncClient, workspace: Works
     assert [(e["kind"], e["id"]) for e in entries] == [("case", case["id"])]
     assert entries[0]["summary"] == "CASE-000001 (new, normal): Broken kettle"
     assert entries[0]["data"]["number"] == "CASE-000001"
+    await transition(client, workspace, case["id"], "resolved", note="Replaced")
+    await transition(client, workspace, case["id"], "open")
+    changes = await client.get(
+        f"/v1/contacts/{contact_id}/timeline", headers=workspace.headers,
+        params={"kind": "case_status"},
+    )  # fmt: skip
+    assert [e["summary"] for e in changes.json()["data"]] == [
+        "CASE-000001 reopened: Broken kettle",
+        "CASE-000001 resolved (Replaced): Broken kettle",
+    ]
+    assert changes.json()["data"][0]["data"]["to_value"] == "open"
     interactions_only = await workspace.key(Scope.contacts_read, Scope.interactions_read)
     hidden = await client.get(f"/v1/contacts/{contact_id}/timeline", headers=interactions_only)
-    assert all(entry["kind"] != "case" for entry in hidden.json()["data"])
+    assert hidden.status_code == 200
+    assert {entry["kind"] for entry in hidden.json()["data"]} == {"interaction"}
 
 
 async def test_cases_follow_a_contact_merge(
