@@ -23,6 +23,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db.base import Base, TimestampedMixin, VersionedMixin, WorkspaceScopedMixin
+from app.models.interaction import CHANNELS
 
 CASE_STATUSES = ("new", "open", "pending", "resolved", "closed")
 CASE_PRIORITIES = ("low", "normal", "high", "urgent")
@@ -194,6 +195,7 @@ class Case(WorkspaceScopedMixin, TimestampedMixin, VersionedMixin, Base):
 
     __table_args__ = (
         CheckConstraint(f"status IN {CASE_STATUSES}", name="status"),
+        CheckConstraint(f"channel IN {CHANNELS}", name="channel"),
         CheckConstraint(f"priority IN {CASE_PRIORITIES}", name="priority"),
         CheckConstraint(f"pending_reason IN {PENDING_REASONS}", name="pending_reason_value"),
         CheckConstraint(

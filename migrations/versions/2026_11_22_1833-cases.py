@@ -307,6 +307,11 @@ def upgrade() -> None:
         ),
         sa.Column("version", sa.Integer(), server_default="1", nullable=False),
         sa.CheckConstraint(
+            "channel IN ('phone', 'email', 'sms', 'web', 'mobile_app', 'push', 'store', "
+            "'social', 'chat', 'ivr', 'meeting', 'other')",
+            name=op.f("ck_cases_channel"),
+        ),
+        sa.CheckConstraint(
             "(status = 'closed') = (closed_at IS NOT NULL)", name=op.f("ck_cases_closed_at")
         ),
         sa.CheckConstraint(

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -285,3 +285,33 @@ class TestValidation:
         await new_case(client, workspace, await new_contact(client, workspace), priority="high")
         used = await client.delete(f"/v1/sla-policies/{made['id']}", headers=workspace.headers)
         assert_problem(used, 409, "in_use")
+
+
+async def test_next_response_starts_with_a_customer_reply(
+    client: httpx.AsyncClient, workspace: WorkspaceHandle
+) -> None:
+    always = {
+        day: [["00:00", "24:00"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    }
+    calendar = await created(
+        client, workspace, "/v1/business-calendars",
+        {"name": "24/7", "time_zone": "Europe/Berlin", "hours": always},
+    )  # fmt: skip
+    await policy(client, workspace, calendar["id"], priority="normal", next_response_minutes=30)
+    contact_id = await new_contact(client, workspace)
+    case = await new_case(client, workspace, contact_id)
+    assert case["sla"]["next_response"]["due_at"] is None
+    reply = await created(
+        client, workspace, "/v1/interactions",
+        {"contact_id": contact_id, "channel": "email", "direction": "inbound", "type": "email",
+         "occurred_at": "2026-11-20T10:00:00+07:00", "case_id": case["id"]},
+    )  # fmt: skip
+    due = (await get_case(client, workspace, case["id"]))["sla"]["next_response"]["due_at"]
+    # Every minute is a business minute: due 30 minutes after the reply was recorded (the
+    # database clock moves on a little within the transaction).
+    gap = datetime.fromisoformat(due) - datetime.fromisoformat(reply["created_at"])
+    assert timedelta(minutes=30) <= gap < timedelta(minutes=31)
+    await post(client, workspace, f"/v1/cases/{case['id']}/comments",
+               {"body": "Answered", "public": True})  # fmt: skip
+    answered = await get_case(client, workspace, case["id"])
+    assert answered["sla"]["next_response"]["due_at"] is None
