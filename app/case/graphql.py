@@ -149,6 +149,8 @@ class CaseType:
     resolved_at: datetime | None
     closed_at: datetime | None
     reopen_count: int
+    first_response_due_at: datetime | None
+    resolution_due_at: datetime | None
     sla_status: SlaStatusType
     created_at: datetime
     updated_at: datetime

@@ -414,6 +414,8 @@ class Case(Schema):
     resolved_at: UTCDateTime | None
     closed_at: UTCDateTime | None
     reopen_count: int
+    first_response_due_at: UTCDateTime | None = Field(description="`sla.first_response.due_at`.")
+    resolution_due_at: UTCDateTime | None = Field(description="`sla.resolution.due_at`.")
     sla: SlaStatus
     created_at: UTCDateTime
     updated_at: UTCDateTime

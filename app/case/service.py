@@ -192,6 +192,8 @@ class CaseService:
             resolved_at=case.resolved_at,
             closed_at=case.closed_at,
             reopen_count=case.reopen_count,
+            first_response_due_at=case.first_response_due_at,
+            resolution_due_at=case.resolution_due_at,
             sla=status_of(case, clock, now),
             created_at=case.created_at,
             updated_at=case.updated_at,

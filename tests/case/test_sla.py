@@ -90,6 +90,8 @@ class TestDueTimes:
         # Resolution: 480 + 60 = 540: 30 Friday, 480 Monday (08:30-12:00, 13:00-17:30),
         # 30 Tuesday from 08:30 -> Tuesday 09:00 (02:00Z).
         assert sla["resolution"]["due_at"] == "2026-11-17T02:00:00Z"
+        assert case["first_response_due_at"] == "2026-11-16T03:00:00Z"
+        assert case["resolution_due_at"] == "2026-11-17T02:00:00Z"
         for target in ("first_response", "resolution"):
             assert sla[target]["breached"] is True
             assert sla[target]["met"] is False
