@@ -223,7 +223,8 @@ async def transition(
     resolved; resolved -> open (a reopen, within the policy's window, default 7 days) or
     closed; closed is final. Anything else is a 409 `illegal_transition` whose `allowed` lists
     the statuses reachable now. `pending` needs a `reason`. Resolving records an outbound
-    `notification` interaction on the channel of origin and emits `case.resolved`. With a
+    `notification` interaction on the channel of origin and emits `case.resolved`; a resolved
+    case closes by itself once its reopen window has passed (the SLA sweep). With a
     stale `If-Match` the change is refused with 412, so of two agents changing one case at
     once exactly one wins.
     """

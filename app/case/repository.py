@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, bindparam, delete, func, literal_column, select, text, true, update
+from sqlalchemy import Select, bindparam, delete, func, literal_column, select, text, true
 from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -483,9 +483,28 @@ class CaseRepository:
         )
         return [(row[0], row[1]) for row in result]
 
-    async def touch(self, workspace_id: uuid.UUID, case_id: uuid.UUID) -> None:
-        await self.session.execute(
-            update(Case)
-            .where(Case.workspace_id == workspace_id, Case.id == case_id)
-            .values(updated_at=func.now())
+    async def resolved_past_window(
+        self, workspace_id: uuid.UUID, default_hours: float, limit: int
+    ) -> list[Case]:
+        """Resolved cases whose reopen window has passed, locked (others' locks skipped)."""
+        window = func.coalesce(SlaPolicy.reopen_window_hours, default_hours)
+        statement = (
+            _with_ids(
+                select(Case)
+                .outerjoin(
+                    SlaPolicy,
+                    (SlaPolicy.workspace_id == Case.workspace_id)
+                    & (SlaPolicy.id == Case.sla_policy_id),
+                )
+                .where(
+                    Case.workspace_id == workspace_id,
+                    Case.status == "resolved",
+                    Case.resolved_at + window * text("interval '1 hour'") < func.clock_timestamp(),
+                )
+            )
+            .order_by(Case.resolved_at, Case.id)
+            .limit(limit)
+            .with_for_update(of=Case, skip_locked=True)
+            .execution_options(populate_existing=True)
         )
+        return list((await self.session.execute(statement)).scalars().all())

@@ -809,6 +809,29 @@ class CaseService:
     ) -> list[uuid.UUID]:
         return await CaseRepository(session).policy_ids_on_calendar(auth.workspace_id, calendar_id)
 
+    async def close_expired(
+        self, session: AsyncSession, workspace_id: uuid.UUID, limit: int
+    ) -> int:
+        """Close resolved cases whose reopen window has passed (the policy's, else 7 days),
+        as help desks close solved tickets; how many. Rows another process holds are skipped."""
+        repository = CaseRepository(session)
+        cases = await repository.resolved_past_window(
+            workspace_id, DEFAULT_REOPEN_WINDOW / timedelta(hours=1), limit
+        )
+        if not cases:
+            return 0
+        system = AuthContext(workspace_id=workspace_id, api_key_id=uuid.UUID(int=0),
+                             scopes=frozenset())  # fmt: skip
+        clocks = await self.clocks(session, system, [case.sla_policy_id for case in cases])
+        for case in cases:
+            now = await repository.clock()
+            clock = clocks.get(case.sla_policy_id) if case.sla_policy_id else None
+            await self._apply_status(
+                session, system, case, clock, "closed", now, note="reopen window passed",
+                by_system=True,
+            )  # fmt: skip
+        return len(cases)
+
     async def on_interactions_created(
         self, session: AsyncSession, auth: AuthContext, created: Sequence[CreatedInteraction]
     ) -> None:
@@ -988,6 +1011,7 @@ class CaseService:
         *,
         reason: str | None = None,
         note: str | None = None,
+        by_system: bool = False,
     ) -> None:
         old = case.status
         if to in PAUSED_STATUSES and old not in PAUSED_STATUSES:
@@ -1010,7 +1034,9 @@ class CaseService:
             case.closed_at = now
         recompute(case, clock)
         case.updated_at = now
-        self._log(session, auth, case, "status", old, to, now, reason=note or reason)
+        self._log(
+            session, auth, case, "status", old, to, now, reason=note or reason, by_system=by_system
+        )
         await session.flush()
         if to == "resolved":
             await interaction_service.create(
@@ -1049,6 +1075,7 @@ class CaseService:
         at: datetime,
         *,
         reason: str | None = None,
+        by_system: bool = False,
     ) -> None:
         session.add(
             CaseHistory(
@@ -1059,7 +1086,8 @@ class CaseService:
                 from_value=old,
                 to_value=new,
                 reason=reason,
-                api_key_id=auth.api_key_id,
+                # Changes the service makes on its own (the sweep) have no API key.
+                api_key_id=None if by_system else auth.api_key_id,
                 at=at,
             )
         )

@@ -1,4 +1,5 @@
-"""The SLA sweep: ``case.sla_warning`` and ``case.sla_breached``, once each per case and target.
+"""The SLA sweep: ``case.sla_warning`` and ``case.sla_breached``, once each per case and target,
+and the closing of resolved cases whose reopen window has passed.
 
 Run by every service process and by ``crm worker`` (``app.jobs``). Each event is claimed by an
 UPDATE that sets the case's stamp only where it is still null, so two processes sweeping at the
@@ -12,6 +13,7 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.case.repository import CaseRepository
+from app.case.service import case as case_service
 from app.events import outbox
 from app.jobs.registry import PeriodicJob, register_periodic_job
 
@@ -39,6 +41,7 @@ async def sweep(session: AsyncSession, workspace_id: uuid.UUID, limit: int) -> i
                 data={"case_id": str(case_id), "target": target, "at": due_at.isoformat()},
             )
             emitted += 1
+    emitted += await case_service.close_expired(session, workspace_id, limit)
     await session.flush()
     # The runner calls again while a call returns ``limit`` or more: some kind may be left.
     return emitted

@@ -317,3 +317,33 @@ async def test_next_response_starts_with_a_customer_reply(
                {"body": "Answered", "public": True})  # fmt: skip
     answered = await get_case(client, workspace, case["id"])
     assert answered["sla"]["next_response"]["due_at"] is None
+
+
+async def test_sweep_closes_resolved_cases_after_the_reopen_window(
+    client: httpx.AsyncClient,
+    workspace: WorkspaceHandle,
+    owner_engine: AsyncEngine,
+    database: Database,
+) -> None:
+    calendar_id = await thai_calendar(client, workspace)
+    await policy(client, workspace, calendar_id, reopen_window_hours=0)
+    contact_id = await new_contact(client, workspace)
+    expired = await new_case(client, workspace, contact_id, priority="high")
+    kept = await new_case(client, workspace, contact_id, priority="normal")  # 7 days, no policy
+    for case in (expired, kept):
+        assert (await transition(client, workspace, case["id"], "resolved")).status_code == 200
+    await sweep(database, workspace)
+    closed = await get_case(client, workspace, expired["id"])
+    assert closed["status"] == "closed"
+    assert closed["closed_at"] is not None
+    assert (await get_case(client, workspace, kept["id"]))["status"] == "resolved"
+    rows = (await client.get(f"/v1/cases/{expired['id']}/history",
+                             headers=workspace.headers)).json()["data"]  # fmt: skip
+    last = rows[-1]
+    assert (last["from_value"], last["to_value"], last["reason"], last["api_key_id"]) == (
+        "resolved", "closed", "reopen window passed", None,
+    )  # fmt: skip
+    changes = await events(owner_engine, workspace, "case.status_changed")
+    assert [(e.data["from"], e.data["to"]) for e in changes][-1] == ("resolved", "closed")
+    await sweep(database, workspace)
+    assert len(await events(owner_engine, workspace, "case.status_changed")) == len(changes)
