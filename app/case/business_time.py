@@ -76,11 +76,14 @@ def _day_spans(calendar: Calendar, day: date, zone: ZoneInfo) -> list[tuple[date
     return spans
 
 
-def _spans_from(calendar: Calendar, start: datetime) -> Iterator[tuple[datetime, datetime]]:
-    """Working spans (UTC) that end after ``start``, in order, clipped to begin at ``start``."""
+def _spans_from(
+    calendar: Calendar, start: datetime, days: int = MAX_SEARCH_DAYS
+) -> Iterator[tuple[datetime, datetime]]:
+    """Working spans (UTC) that end after ``start``, in order, clipped to begin at ``start``,
+    over ``days`` local days."""
     zone = calendar.zone
     day = start.astimezone(zone).date() - timedelta(days=1)
-    for _ in range(MAX_SEARCH_DAYS):
+    for _ in range(days):
         for span_start, span_end in _day_spans(calendar, day, zone):
             if span_end > start:
                 yield max(span_start, start), span_end
@@ -126,7 +129,9 @@ def business_minutes_between(calendar: Calendar, a: datetime, b: datetime) -> fl
     if last == first or calendar.is_empty():
         return 0.0
     total = timedelta()
-    for span_start, span_end in _spans_from(calendar, first):
+    # Every local day the range touches, plus one on each side for zone offsets.
+    days = (last - first).days + 3
+    for span_start, span_end in _spans_from(calendar, first, days):
         if span_start >= last:
             break
         total += min(span_end, last) - span_start

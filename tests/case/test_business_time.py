@@ -225,3 +225,11 @@ def test_holidays_are_dates_in_the_calendar_zone() -> None:
         )
         == 0
     )
+
+
+def test_long_ranges_are_counted_in_full() -> None:
+    # Ten years of Berlin office weeks: 40 hours each, whatever the daylight saving switches.
+    a = datetime(2026, 1, 5, 0, 0, tzinfo=BERLIN)  # a Monday
+    weeks = 522
+    b = a + timedelta(weeks=weeks)
+    assert business_minutes_between(BERLIN_OFFICE, a, b) == weeks * 40 * 60
