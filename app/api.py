@@ -5,6 +5,8 @@ from fastapi import APIRouter
 import app.modules  # noqa: F401  (registrations)
 from app.account.endpoints import router as account_router
 from app.api_key.endpoints import router as api_key_router
+from app.case.endpoints import router as case_router
+from app.case.setup_endpoints import calendar_router, policy_router, queue_router, rule_router
 from app.contact.endpoints import router as contact_router
 from app.contact_view.endpoints import router as contact_view_router
 from app.interaction.endpoints import router as interaction_router
@@ -33,5 +35,10 @@ router.include_router(lead_router)
 router.include_router(target_router)
 router.include_router(commission_rules_router)
 router.include_router(commission_router)
+router.include_router(case_router)
+router.include_router(queue_router)
+router.include_router(rule_router)
+router.include_router(calendar_router)
+router.include_router(policy_router)
 router.include_router(timeline_router)
 router.include_router(contact_view_router)

@@ -295,6 +295,7 @@ def demo(
                 "refunds": counts.refunds,
                 "loyalty_members": counts.loyalty_members,
                 "redemptions": counts.redemptions,
+                "cases": counts.cases,
             },
         }
 
@@ -304,7 +305,8 @@ def demo(
         f"workspace {result['workspace_id']} ({result['name']})",
         f"loaded {counts['accounts']} accounts, {counts['contacts']} contacts, "
         f"{counts['relationships']} relationships, {counts['interactions']} interactions, "
-        f"{counts['purchases']} purchases and {counts['refunds']} refunds",
+        f"{counts['purchases']} purchases, {counts['refunds']} refunds and "
+        f"{counts['cases']} cases",
         f"{counts['loyalty_members']} loyalty members, {counts['redemptions']} redemptions",
         f"admin API key (shown once): {result['api_key']}",
     ])  # fmt: skip

@@ -18,6 +18,7 @@ from typing import Any
 import phonenumbers
 from sqlalchemy.ext.asyncio import AsyncSession
 
+import app.modules  # noqa: F401  (registrations: timeline sources, jobs)
 from app.account.schemas import AccountCreate
 from app.account.service import account as account_service
 from app.auth.dependencies import AuthContext
@@ -26,6 +27,7 @@ from app.contact.relationship_schemas import RelationshipCreate
 from app.contact.relationships import relationship as relationship_service
 from app.contact.schemas import ContactCreate
 from app.contact.service import contact as contact_service
+from app.demo_cases import load_cases
 from app.demo_history import DemoHistory, generate_history, load_history
 from app.demo_loyalty import enrol_members, redeem_some
 from app.demo_sales import load_sales
@@ -376,6 +378,7 @@ class DemoCounts:
     refunds: int = 0
     loyalty_members: int = 0
     redemptions: int = 0
+    cases: int = 0
 
 
 @dataclass(frozen=True)
@@ -833,6 +836,8 @@ async def load(session: AsyncSession, auth: AuthContext, data: DemoData) -> Demo
     history = await load_history(session, auth, data.history, contact_ids)
     await redeem_some(session, auth, loyalty, data.seed)
     await load_sales(session, auth, contact_ids, [item.country for item in data.contacts])
+    # The case mix depends on the contacts only, so a seed always gives the same desk.
+    cases = await load_cases(session, auth, contact_ids, seed=len(contact_ids))
     return DemoCounts(
         accounts=len(account_ids),
         contacts=len(contact_ids),
@@ -842,6 +847,7 @@ async def load(session: AsyncSession, auth: AuthContext, data: DemoData) -> Demo
         refunds=history.refunds,
         loyalty_members=len(loyalty.accounts),
         redemptions=loyalty.redemptions,
+        cases=cases,
     )
 
 

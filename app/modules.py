@@ -2,6 +2,8 @@
 sources, interaction link targets, purchase listeners, periodic jobs. Whichever face serves a
 request (REST or GraphQL), the same modules take part."""
 
+import app.case.tasks
+import app.case.timeline
 import app.interaction.timeline
 import app.lead.service
 import app.loyalty.purchases

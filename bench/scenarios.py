@@ -424,6 +424,62 @@ async def mobile_app(
     )
 
 
+CASE_SUBJECTS = (
+    ("สินค้าชำรุดเสียหาย", "product"),
+    ("ขอคืนเงิน", "billing"),
+    ("Giao hàng chậm", "delivery"),
+    ("Lỗi thanh toán bằng thẻ", "billing"),
+    ("Wrong size delivered", "delivery"),
+)
+
+
+@scenario(
+    "service_desk",
+    "open a case, answer the customer, wait on them, resolve (the customer is told)",
+)
+async def service_desk(
+    client: httpx.AsyncClient, data: Dataset, rng: Random, record: Recorder
+) -> None:
+    subject, category = rng.choice(CASE_SUBJECTS)
+    opened = await record.call(
+        "open case",
+        client.post(
+            "/v1/cases",
+            json={
+                "contact_id": data.contact(rng),
+                "subject": subject,
+                "description": "Customer wrote in; details in the e-mail thread.",
+                "channel": "email",
+                "category": category,
+                "priority": rng.choice(("low", "normal", "normal", "high", "urgent")),
+            },
+        ),
+        expect=(201,),
+    )
+    if opened is None:
+        return
+    case_id = opened.json()["id"]
+    await record.call("queue page", client.get("/v1/cases", params={"limit": 20}))
+    await record.call(
+        "public reply",
+        client.post(
+            f"/v1/cases/{case_id}/comments",
+            json={"body": "ขอบคุณที่แจ้งค่ะ เรากำลังตรวจสอบให้", "public": True},
+        ),
+        expect=(201,),
+    )
+    await record.call(
+        "wait on customer",
+        client.post(
+            f"/v1/cases/{case_id}/transitions",
+            json={"to": "pending", "reason": "waiting_on_customer"},
+        ),
+    )
+    await record.call(
+        "resolve", client.post(f"/v1/cases/{case_id}/transitions", json={"to": "resolved"})
+    )
+
+
 CONTACT_PAGE = """
 query ContactPage($id: UUID!) {
   contact(id: $id) {

@@ -321,3 +321,38 @@ async def test_the_demo_has_a_sales_pipeline_with_history(
     assert {t["owner"] for t in targets} == {"sales.ploy", "sales.krit", "sales.hoa", "sales.tuan"}
     rules = (await get(client, demo, "/v1/commission-rules"))["data"]
     assert [r["rate_bp"] for r in rules] == [500]
+
+
+async def test_the_demo_has_a_service_desk(client: httpx.AsyncClient, demo: Demo) -> None:
+    assert demo.counts.cases == CONTACTS * 2 // 3
+    calendars = (await get(client, demo, "/v1/business-calendars"))["data"]
+    bangkok = next(c for c in calendars if c["time_zone"] == "Asia/Bangkok")
+    assert bangkok["hours"]["mon"] == [["08:30", "12:00"], ["13:00", "17:30"]]
+    assert "sat" not in bangkok["hours"]
+    assert {"2026-04-13", "2026-12-07", "2027-04-13"} <= set(bangkok["holidays"])
+    policies = (await get(client, demo, "/v1/sla-policies"))["data"]
+    assert {p["priority"] for p in policies} == {"low", "normal", "high", "urgent"}
+    queues = (await get(client, demo, "/v1/case-queues"))["data"]
+    assert len(queues) == 4
+    cases = []
+    cursor = None
+    while True:
+        page = await get(
+            client, demo, "/v1/cases", limit=200, **({"cursor": cursor} if cursor else {})
+        )
+        cases += page["data"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert len(cases) == demo.counts.cases
+    assert {c["status"] for c in cases} == {"new", "open", "pending", "resolved", "closed"}
+    assert all(c["queue_id"] is not None and c["sla"]["policy_id"] is not None for c in cases)
+    assert any(c["source_interaction_id"] is not None for c in cases)
+    assert any(c["reopen_count"] > 0 for c in cases)
+    report = await get(
+        client,
+        demo,
+        "/v1/cases/report",
+        **{"from": "2020-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z", "group_by": "queue"},
+    )
+    assert report["total"]["created"] == demo.counts.cases

@@ -9,6 +9,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from app.auth.scopes import Scope
+from app.case.graphql import contact_cases
 from app.contact import schemas
 from app.contact.batch import batch as batch_service
 from app.contact.merge import merge as merge_service
@@ -126,6 +127,11 @@ class ContactType:
         resolver=history.opportunities,
         description="Opportunities, most recently updated first; `statuses` narrows them "
         '(e.g. `["open"]`). Needs `opportunities:read`.',
+    )
+    cases = strawberry.field(
+        resolver=contact_cases,
+        description="Cases, newest first: open ones (new, open, pending) unless `statuses` "
+        "says otherwise. Needs `cases:read`.",
     )
     timeline = strawberry.field(
         resolver=history.timeline,

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from app.account.schemas import Account
+from app.case.schemas import Case
 from app.contact.relationship_schemas import Relationship
 from app.contact.schemas import Contact
 from app.interaction.schemas import Interaction
@@ -29,12 +30,17 @@ class LoyaltySection(Schema):
     )
 
 
+class CasesSection(Schema):
+    open_count: int = Field(description="Cases not yet resolved (new, open, pending).")
+    open: list[Case] = Field(description="The newest open cases first.")
+
+
 class ContactView(Schema):
     """Everything an agent needs before picking up the phone, in one answer.
 
     A section the key has no read scope for is null: `interactions` and `open_feedback` need
     `interactions:read`, `purchases` needs `purchases:read`, `loyalty` needs `loyalty:read`,
-    `opportunities` needs `opportunities:read`.
+    `opportunities` needs `opportunities:read`, `cases` needs `cases:read`.
     """
 
     contact: Contact
@@ -49,3 +55,4 @@ class ContactView(Schema):
     opportunities: list[Opportunity] | None = Field(
         description="Open opportunities, the most recently updated first (at most 20)."
     )
+    cases: CasesSection | None = Field(description="Open cases, with their SLA status.")

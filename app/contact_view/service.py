@@ -13,10 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.account.service import account as account_service
 from app.auth.dependencies import AuthContext
 from app.auth.scopes import Scope
+from app.case.service import case as case_service
 from app.contact.relationship_schemas import Relationship
 from app.contact.relationships import relationship as relationship_service
 from app.contact.service import contact as contact_service
 from app.contact_view.schemas import (
+    CasesSection,
     ContactView,
     InteractionsSection,
     LoyaltySection,
@@ -29,6 +31,7 @@ from app.purchase.service import purchase as purchase_service
 
 DEFAULT_RECENT = 5
 OPEN_OPPORTUNITIES = 20
+OPEN_CASES_SHOWN = 20
 
 
 async def view(
@@ -81,6 +84,17 @@ async def view(
             session, auth, ids, OPEN_OPPORTUNITIES, statuses=("open",)
         )
         opportunities = [opportunity_service.to_schema(row) for row in open_ones[contact.id]]
+    cases = None
+    if auth.has(Scope.cases_read):
+        open_cases = (
+            await case_service.open_for_contacts(session, auth, ids, OPEN_CASES_SHOWN + 1)
+        )[contact.id]
+        cases = CasesSection(
+            open_count=await case_service.count_open(session, auth, contact.id)
+            if len(open_cases) > OPEN_CASES_SHOWN
+            else len(open_cases),
+            open=await case_service.schemas_of(session, auth, open_cases[:OPEN_CASES_SHOWN]),
+        )
     return ContactView(
         contact=contact_service.to_schema(contact),
         account=account,
@@ -90,4 +104,5 @@ async def view(
         purchases=purchases,
         loyalty=loyalty,
         opportunities=opportunities,
+        cases=cases,
     )

@@ -15,6 +15,7 @@ from strawberry.tools import merge_types
 import app.modules  # noqa: F401  (registrations)
 from app.account.graphql import AccountMutation, AccountRootQuery
 from app.api_key.graphql import ApiKeyMutation, ApiKeyQuery
+from app.case.graphql import CaseMutation, CaseRootQuery
 from app.config import Settings
 from app.contact.graphql import ContactMutation, ContactRootQuery
 from app.graphql.extensions import ProblemCodes, cost_limit_rule
@@ -37,6 +38,7 @@ Query = merge_types(
         PurchaseRootQuery,
         LoyaltyRootQuery,
         SalesRootQuery,
+        CaseRootQuery,
     ),
 )
 Mutation = merge_types(
@@ -50,6 +52,7 @@ Mutation = merge_types(
         PurchaseMutation,
         LoyaltyMutation,
         SalesMutation,
+        CaseMutation,
     ),
 )
 

@@ -23,6 +23,7 @@ from app.interaction.exceptions import (
     InteractionNotFound,
 )
 from app.interaction.links import LINK_FIELDS, existing_targets
+from app.interaction.listeners import CreatedInteraction, interactions_created
 from app.interaction.repository import InteractionFilters, InteractionRepository
 from app.kit.changes import changed_fields
 from app.kit.errors import CRMError, FieldError, ValidationFailed
@@ -560,6 +561,25 @@ class InteractionService:
             data = _schema(values.__getitem__, dict(item.data.external_ids))
             events.append((item.id, data.__pydantic_serializer__.to_json(data)))
         await repository.insert_events(auth.workspace_id, "interaction.created", events)
+        await interactions_created(
+            session,
+            auth,
+            [
+                CreatedInteraction(
+                    id=item.id,
+                    contact_id=item.data.contact_id,
+                    channel=item.data.channel,
+                    direction=item.data.direction,
+                    type=item.data.type,
+                    occurred_at=item.data.occurred_at,
+                    case_id=item.data.case_id,
+                    opportunity_id=item.data.opportunity_id,
+                    campaign_id=item.data.campaign_id,
+                )
+                for item in items
+                if item.index not in winners
+            ],
+        )
         return winners
 
     async def _check_contacts(

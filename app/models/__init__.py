@@ -2,6 +2,17 @@
 
 from app.models.account import Account, AccountExternalId
 from app.models.api_key import ApiKey
+from app.models.case import (
+    BusinessCalendar,
+    Case,
+    CaseComment,
+    CaseCounter,
+    CaseExternalId,
+    CaseHistory,
+    CaseQueue,
+    CaseRoutingRule,
+    SlaPolicy,
+)
 from app.models.contact import Contact, ContactEmail, ContactExternalId, ContactPhone
 from app.models.contact_merge import ContactMerge
 from app.models.contact_relationship import ContactRelationship
@@ -69,6 +80,15 @@ TENANT_TABLES = (
     "leads",
     "sales_targets",
     "commission_rules",
+    "business_calendars",
+    "sla_policies",
+    "case_queues",
+    "case_routing_rules",
+    "case_counters",
+    "cases",
+    "case_external_ids",
+    "case_comments",
+    "case_history",
 )
 
 __all__ = [
@@ -76,6 +96,14 @@ __all__ = [
     "Account",
     "AccountExternalId",
     "ApiKey",
+    "BusinessCalendar",
+    "Case",
+    "CaseComment",
+    "CaseCounter",
+    "CaseExternalId",
+    "CaseHistory",
+    "CaseQueue",
+    "CaseRoutingRule",
     "CommissionRule",
     "Contact",
     "ContactEmail",
@@ -107,5 +135,6 @@ __all__ = [
     "PurchaseItem",
     "PurchaseRefund",
     "SalesTarget",
+    "SlaPolicy",
     "Workspace",
 ]

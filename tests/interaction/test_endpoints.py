@@ -529,39 +529,45 @@ async def test_links_are_validated_through_the_registry(
     from app.interaction.links import register_link_target, unregister_link_target
 
     contact_id = await new_contact(client, workspace)
-    known_case = uuid.uuid4()
+    known_campaign = uuid.uuid4()
     calls: list[tuple[uuid.UUID, set[uuid.UUID]]] = []
 
-    async def cases_that_exist(session: Any, workspace_id: uuid.UUID, ids: Any) -> set[uuid.UUID]:
+    async def campaigns_that_exist(
+        session: Any, workspace_id: uuid.UUID, ids: Any
+    ) -> set[uuid.UUID]:
         calls.append((workspace_id, set(ids)))
-        return {known_case} if workspace_id == workspace.id else set()
+        return {known_campaign} if workspace_id == workspace.id else set()
 
-    refused = await create(client, workspace, contact_id, case_id=str(known_case))
+    refused = await create(client, workspace, contact_id, campaign_id=str(known_campaign))
     problem = assert_problem(refused, 422, "validation_error")
-    assert problem["errors"] == [  # no cases module yet: no case id can be valid
-        {"field": "case_id", "message": "no case with this id in the workspace"}
+    assert problem["errors"] == [  # no campaigns module yet: no campaign id can be valid
+        {"field": "campaign_id", "message": "no campaign with this id in the workspace"}
     ]
-    register_link_target("case", cases_that_exist)
+    register_link_target("campaign", campaigns_that_exist)
     try:
-        linked = await created(client, workspace, contact_id, case_id=str(known_case))
-        assert linked["case_id"] == str(known_case)
-        assert calls == [(workspace.id, {known_case})]
+        linked = await created(client, workspace, contact_id, campaign_id=str(known_campaign))
+        assert linked["campaign_id"] == str(known_campaign)
+        assert calls == [(workspace.id, {known_campaign})]
         unknown = await create(
-            client, workspace, contact_id, case_id=MISSING, opportunity_id=MISSING
+            client, workspace, contact_id, campaign_id=MISSING, opportunity_id=MISSING
         )
         fields = [e["field"] for e in assert_problem(unknown, 422, "validation_error")["errors"]]  # type: ignore[attr-defined]
-        assert fields == ["case_id", "opportunity_id"]
+        assert fields == ["opportunity_id", "campaign_id"]
         patched = await client.patch(
-            f"/v1/interactions/{linked['id']}", headers=workspace.headers, json={"case_id": MISSING}
+            f"/v1/interactions/{linked['id']}",
+            headers=workspace.headers,
+            json={"campaign_id": MISSING},
         )
         assert_problem(patched, 422, "validation_error")
         unlinked = await client.patch(
-            f"/v1/interactions/{linked['id']}", headers=workspace.headers, json={"case_id": None}
+            f"/v1/interactions/{linked['id']}",
+            headers=workspace.headers,
+            json={"campaign_id": None},
         )
-        assert unlinked.json()["case_id"] is None
-        assert await listed(client, workspace, case_id=str(known_case)) == []
+        assert unlinked.json()["campaign_id"] is None
+        assert await listed(client, workspace, campaign_id=str(known_campaign)) == []
     finally:
-        unregister_link_target("case")
+        unregister_link_target("campaign")
 
 
 # -- idempotent ingest -----------------------------------------------------------------------
