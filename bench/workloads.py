@@ -444,9 +444,9 @@ def run(args: argparse.Namespace, processes: Processes, temp: Path) -> dict[str,
     info = prepare_data(args, data_dir)
     data_s = time.perf_counter() - began
     dsn = plain_dsn(EmbeddedPostgres(data_dir).superuser_dsn())
-    facts = asyncio.run(_database_facts(dsn, info["workspace_id"]))
-    _say("starting crm serve (1 worker) and the baseline ...")
+    _say("starting crm serve (1 worker; it starts the database) and the baseline ...")
     service = _start_service(processes, data_dir)
+    facts = asyncio.run(_database_facts(dsn, info["workspace_id"]))
     baseline = _start_baseline(processes, dsn, info["workspace_id"])
     runner = loadgen.event_loop_runner()
     report: dict[str, Any] = runner(measure(args, service, baseline, data_dir, info))
