@@ -72,6 +72,27 @@ class LoyaltyRepository:
             statement = statement.with_for_update()
         return (await self.session.execute(statement)).scalar_one_or_none()
 
+    async def program_of_account(
+        self, workspace_id: uuid.UUID, account_id: uuid.UUID
+    ) -> tuple[LoyaltyProgram | None, datetime]:
+        """The account's programme (None without such an account) and the transaction's time,
+        in one statement; read before the account is locked, so not while holding it."""
+        found = (
+            await self.session.execute(
+                select(func.transaction_timestamp(), LoyaltyProgram)
+                .select_from(LoyaltyAccount)
+                .join(
+                    LoyaltyProgram,
+                    (LoyaltyProgram.workspace_id == LoyaltyAccount.workspace_id)
+                    & (LoyaltyProgram.id == LoyaltyAccount.program_id),
+                )
+                .where(LoyaltyAccount.workspace_id == workspace_id, LoyaltyAccount.id == account_id)
+            )
+        ).one_or_none()
+        if found is None:
+            return None, await self.now()
+        return found[1], found[0]
+
     async def programs(
         self, workspace_id: uuid.UUID, program_ids: Sequence[uuid.UUID]
     ) -> list[LoyaltyProgram]:

@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, inspect
+from sqlalchemy import event, func, inspect
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
 
 from app.auth.dependencies import AuthContext
 from app.contact.references import register_contact_reference
@@ -118,6 +119,21 @@ def _rates_out(program: LoyaltyProgram) -> list[schemas.EarnRate]:
         )
         for rate in program.earn_rates
     ]
+
+
+# session.info keys: account id -> (account version, qualifying total), and programme id ->
+# programme, as a write found them in this transaction; the response after the write reads
+# neither again.
+_QUALIFYING = "loyalty.qualifying"
+_PROGRAMS = "loyalty.programs"
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_written(session: Session, transaction: SessionTransaction) -> None:
+    # Only within the transaction that found them: a later one may see other values.
+    if transaction.parent is None:
+        session.info.pop(_QUALIFYING, None)
+        session.info.pop(_PROGRAMS, None)
 
 
 async def _move_accounts(
@@ -503,11 +519,29 @@ class LoyaltyService:
         repository = LoyaltyRepository(session)
         ids = [account.id for account in accounts]
         program_ids = list({account.program_id for account in accounts})
-        programs = {p.id: p for p in await repository.programs(auth.workspace_id, program_ids)}
+        # After a write, its programme is in the session and its qualifying total was just
+        # computed (for the same version of the account): neither is read again.
+        written: dict[uuid.UUID, LoyaltyProgram] = session.info.get(_PROGRAMS, {})
+        programs = {
+            program_id: written[program_id] for program_id in program_ids if program_id in written
+        }
+        missing = [program_id for program_id in program_ids if program_id not in programs]
+        if missing:
+            programs.update(
+                (p.id, p) for p in await repository.programs(auth.workspace_id, missing)
+            )
         tiers = await repository.tiers(auth.workspace_id, program_ids)
         expiring = await repository.expiring(auth.workspace_id, ids)
-        derived = await repository.derived_tiers(auth.workspace_id, account_ids=ids)
-        qualifying = {row.id: row.qualifying for row in derived}
+        computed: dict[uuid.UUID, tuple[int, int]] = session.info.get(_QUALIFYING, {})
+        qualifying = {
+            account.id: computed[account.id][1]
+            for account in accounts
+            if account.id in computed and computed[account.id][0] == account.version
+        }
+        unknown = [account_id for account_id in ids if account_id not in qualifying]
+        if unknown:
+            derived = await repository.derived_tiers(auth.workspace_id, account_ids=unknown)
+            qualifying.update((row.id, row.qualifying) for row in derived)
         result = []
         for account in accounts:
             program = programs[account.program_id]
@@ -608,13 +642,17 @@ class LoyaltyService:
         self, session: AsyncSession, auth: AuthContext, account_id: uuid.UUID
     ) -> tuple[LoyaltyAccount, LoyaltyProgram, Ledger]:
         repository = LoyaltyRepository(session)
+        # What does not change under the lock is read before taking it: on a busy account
+        # every statement run while holding the row is a statement every other writer waits.
+        program, now = await repository.program_of_account(auth.workspace_id, account_id)
+        if program is None:
+            raise AccountNotFound()
         locked = await repository.lock_accounts(auth.workspace_id, [account_id])
         if not locked:
             raise AccountNotFound()
         account = locked[0]
-        program = await repository.program(auth.workspace_id, account.program_id)
-        assert program is not None  # noqa: S101 - a foreign key guarantees it
-        ledger = await Ledger.start(session, auth.workspace_id, api_key_id=auth.api_key_id)
+        session.info.setdefault(_PROGRAMS, {})[program.id] = program
+        ledger = Ledger(session, auth.workspace_id, now, api_key_id=auth.api_key_id)
         await self._settle(session, ledger, account)
         return account, program, ledger
 
@@ -934,6 +972,10 @@ class LoyaltyService:
             workspace_id, account_ids=[account.id]
         )
         derived = rows[0].derived_tier_id if rows else None
+        session.info.setdefault(_QUALIFYING, {})[account.id] = (
+            account.version,
+            int(rows[0].qualifying) if rows else 0,
+        )
         if derived == account.tier_id:
             return False
         before, account.tier_id = account.tier_id, derived
