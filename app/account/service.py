@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from sqlalchemy import func
 from sqlalchemy.exc import SQLAlchemyError
@@ -400,13 +400,26 @@ class AccountService:
             BatchFailed: ``all_or_none`` and an item failed (the caller rolls back).
         """
         outcomes: list[_Outcome] = []
-        # Every item's keys at once, in one sorted pass: item by item, two partner syncs
-        # sending overlapping accounts in different orders would deadlock each other.
-        await lock_keys(session, auth.workspace_id, _batch_keys(request.items))
+        parsed: list[schemas.AccountBatchItem | CRMError] = []
         for raw in request.items:
             try:
+                parsed.append(parse_input(schemas.AccountBatchItem, raw))
+            except CRMError as error:
+                parsed.append(error)
+        # Every item's keys at once, in one sorted pass: item by item, two partner syncs
+        # sending overlapping accounts in different orders would deadlock each other.
+        await lock_keys(
+            session,
+            auth.workspace_id,
+            _batch_keys(item for item in parsed if not isinstance(item, CRMError)),
+        )
+        for item in parsed:
+            if isinstance(item, CRMError):
+                outcomes.append(_Outcome("error", error=item))
+                continue
+            try:
                 async with session.begin_nested():
-                    outcomes.append(await self._upsert(session, auth, raw))
+                    outcomes.append(await self._upsert(session, auth, item))
             except CRMError as error:
                 outcomes.append(_Outcome("error", error=error))
             except SQLAlchemyError as exc:
@@ -435,8 +448,9 @@ class AccountService:
             errors=len(failed),
         )
 
-    async def _upsert(self, session: AsyncSession, auth: AuthContext, raw: Any) -> _Outcome:
-        item = parse_input(schemas.AccountBatchItem, raw)
+    async def _upsert(
+        self, session: AsyncSession, auth: AuthContext, item: schemas.AccountBatchItem
+    ) -> _Outcome:
         external_ids = dict(item.external_ids)
         if item.match is not None:
             listed = external_ids.setdefault(item.match.system, item.match.value)
@@ -642,14 +656,10 @@ def _identity_keys(pairs: Iterable[tuple[str, str]], domain: str | None) -> list
     return keys
 
 
-def _batch_keys(raw_items: Iterable[Any]) -> list[str]:
-    """The lock names of every batch item that parses; the others fail on their own later."""
+def _batch_keys(items: Iterable[schemas.AccountBatchItem]) -> list[str]:
+    """The lock names of the batch's items: their external ids, match key and domain."""
     keys: list[str] = []
-    for raw in raw_items:
-        try:
-            item = parse_input(schemas.AccountBatchItem, raw)
-        except CRMError:
-            continue
+    for item in items:
         pairs = list(item.external_ids.items())
         if item.match is not None:
             pairs.append((item.match.system, item.match.value))
