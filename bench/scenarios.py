@@ -80,7 +80,7 @@ class Recorder:
         try:
             response = await request
         except httpx.HTTPError as exc:
-            self._error(step, None, f"{exc.__class__.__name__}: {exc}")
+            self.error(step, None, f"{exc.__class__.__name__}: {exc}")
             return None
         elapsed_ms = (time.perf_counter() - started) * 1000
         if not self.recording:
@@ -89,11 +89,12 @@ class Recorder:
         stats.latencies_ms.append(elapsed_ms)
         stats.statuses[response.status_code] = stats.statuses.get(response.status_code, 0) + 1
         if response.status_code not in expect:
-            self._error(step, response.status_code, response.text[:500])
+            self.error(step, response.status_code, response.text[:500])
             return None
         return response
 
-    def _error(self, step: str, status: int | None, detail: str) -> None:
+    def error(self, step: str, status: int | None, detail: str) -> None:
+        """Count an error at ``step``; scenarios call it for failures a status does not show."""
         if not self.recording:
             return
         stats = self.steps.setdefault(step, StepStats())
@@ -512,7 +513,7 @@ async def graphql_contact_page(
         ),
     )
     if answered is not None and answered.json().get("errors"):
-        record._error("contact page", 200, str(answered.json()["errors"])[:500])
+        record.error("contact page", 200, str(answered.json()["errors"])[:500])
 
 
 # -- micro-workloads ---------------------------------------------------------------------------

@@ -56,8 +56,17 @@ import psutil
 
 from app.db.embedded import EmbeddedPostgres, _bin_dir
 from bench import loadgen, search
-from bench.foundation import BenchError, CpuSampler, Processes, Server, _cpu_model, plain_dsn
-from bench.scenarios import SCENARIOS, Dataset, Outcome, drive, load_dataset
+from bench.foundation import (
+    BenchError,
+    CpuSampler,
+    Processes,
+    Server,
+    _cpu_model,
+    plain_dsn,
+    ratio,
+)
+from bench.history import _client, _f, _service_statements
+from bench.scenarios import SCENARIOS, Dataset, Outcome, Scenario, drive, load_dataset
 from bench.search import (
     _CHILD,
     _CODE,
@@ -168,24 +177,6 @@ async def _database_facts(dsn: str, workspace_id: str) -> dict[str, Any]:
         await connection.close()
 
 
-async def _statements(dsn: str) -> int:
-    """Statements the service's role ran since the last reset (the superuser's left out)."""
-    connection = await asyncpg.connect(dsn)
-    try:
-        return int(
-            await connection.fetchval(
-                """
-                SELECT coalesce(sum(s.calls), 0) FROM pg_stat_statements s
-                JOIN pg_roles r ON r.oid = s.userid
-                WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-                  AND r.rolname <> current_user
-                """
-            )
-        )
-    finally:
-        await connection.close()
-
-
 # -- baselines ---------------------------------------------------------------------------------
 
 
@@ -286,15 +277,6 @@ def summarise(outcome: Outcome) -> dict[str, Any]:
     }
 
 
-def _client(port: int, headers: dict[str, str], connections: int) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        base_url=f"http://127.0.0.1:{port}",
-        headers=headers,
-        timeout=httpx.Timeout(60.0),
-        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-    )
-
-
 async def _baseline_visit(
     client: httpx.AsyncClient, _data: Dataset, _rng: Any, record: Any
 ) -> None:
@@ -308,8 +290,6 @@ async def measure(
     data_dir: Path,
     info: dict[str, Any],
 ) -> dict[str, Any]:
-    from bench.scenarios import Scenario
-
     scale = SCALES[args.scale]
     duration = args.duration or scale.duration
     warmup = args.warmup if args.warmup is not None else scale.warmup
@@ -369,7 +349,7 @@ async def measure(
             client_cores = (
                 cpu_after.user + cpu_after.system - cpu_before.user - cpu_before.system
             ) / max(outcome.seconds + warmup, 1e-9)
-            statements = await _statements(dsn)
+            statements = sum(int(row["calls"]) for row in await _service_statements(dsn))
             summary = summarise(outcome)
             # The statements include the warm-up's: divide by every request sent.
             sent = max(outcome.record.sent, 1)
@@ -401,10 +381,6 @@ async def measure(
         report["pgbench"] = await pgbench(data_dir, scale.pgbench_scale, concurrency, duration)
     report["budgets"] = budgets(report)
     return report
-
-
-def ratio(value: float | None, base: float | None) -> float | None:
-    return value / base if value is not None and base else None
 
 
 def budgets(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -474,10 +450,6 @@ def run(args: argparse.Namespace, processes: Processes, temp: Path) -> dict[str,
 
 
 # -- the report --------------------------------------------------------------------------------
-
-
-def _f(value: float | None, digits: int = 1) -> str:
-    return "n/a" if value is None else f"{value:,.{digits}f}"
 
 
 def render_markdown(report: dict[str, Any], charts: list[str]) -> str:
