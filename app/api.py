@@ -7,9 +7,11 @@ from app.account.endpoints import router as account_router
 from app.api_key.endpoints import router as api_key_router
 from app.case.endpoints import router as case_router
 from app.case.setup_endpoints import calendar_router, policy_router, queue_router, rule_router
+from app.contact.endpoints import HOT_ROUTES as CONTACT_HOT_ROUTES
 from app.contact.endpoints import router as contact_router
 from app.contact_view.endpoints import router as contact_view_router
 from app.interaction.endpoints import router as interaction_router
+from app.kit.hot import HotRoute
 from app.lead.endpoints import router as lead_router
 from app.loyalty.endpoints import router as loyalty_router
 from app.opportunity.commission_endpoints import router as commission_router
@@ -22,6 +24,8 @@ from app.timeline.endpoints import router as timeline_router
 from app.workspace.endpoints import router as workspace_router
 
 router = APIRouter(prefix="/v1")
+# High-volume reads answered before the router (app.kit.hot); each is also an operation above.
+hot_routes: list[HotRoute] = [*CONTACT_HOT_ROUTES]
 router.include_router(workspace_router)
 router.include_router(api_key_router)
 router.include_router(contact_router)

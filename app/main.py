@@ -23,6 +23,7 @@ from app.db.session import Database
 from app.graphql.router import create_graphql_router
 from app.jobs.registry import periodic_jobs
 from app.jobs.runner import run_forever
+from app.kit.hot import HotRoutes
 from app.kit.logging import configure_logging
 from app.kit.middleware import RequestContextMiddleware, RequestGuardMiddleware
 from app.kit.problems import install_problem_handlers
@@ -208,6 +209,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             expose_headers=["ETag", "Location", "Idempotent-Replayed", "X-Request-ID"],
             max_age=600,
         )  # fmt: skip
+    app.add_middleware(HotRoutes, routes=api.hot_routes)
     app.add_middleware(
         RequestGuardMiddleware,
         max_body_bytes=settings.max_body_bytes,

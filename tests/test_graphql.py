@@ -36,8 +36,8 @@ def codes(result: dict[str, Any]) -> list[str]:
 
 @contextlib.contextmanager
 def count_statements(database: Database) -> Iterator[list[str]]:
-    """Statements run through the engine meanwhile, except the app's periodic background work
-    (e.g. the API key usage flush), which may run at any moment."""
+    """Statements run through the engine and the read pool meanwhile, except the app's
+    periodic background work (e.g. the API key usage flush), which may run at any moment."""
     statements: list[str] = []
 
     def record(*args: Any) -> None:
@@ -46,11 +46,16 @@ def count_statements(database: Database) -> Iterator[list[str]]:
             return
         statements.append(args[2])
 
+    def record_read(statement: str) -> None:
+        record(None, None, statement)
+
     event.listen(database.engine.sync_engine, "before_cursor_execute", record)
+    database.reads.observers.append(record_read)
     try:
         yield statements
     finally:
         event.remove(database.engine.sync_engine, "before_cursor_execute", record)
+        database.reads.observers.remove(record_read)
 
 
 async def test_requires_a_valid_key(client: httpx.AsyncClient) -> None:

@@ -16,13 +16,16 @@ import asyncpg
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
+from app.api import hot_routes
 from app.config import Settings
 from app.db.bootstrap import DatabaseTarget, _ensure_database, ensure_app_role, migrate_to_head
 from app.db.embedded import EmbeddedPostgres
 from app.db.session import Database
-from app.kit.logging import JsonFormatter
+from app.kit.context import request_id_var
+from app.kit.logging import JsonFormatter, configure_logging
 from app.main import create_app
 from app.workspace.service import workspace as workspace_service
 from tests.conftest import ProvisionedDatabase, WorkspaceHandle
@@ -158,3 +161,66 @@ async def test_requests_fail_fast_with_503_and_recover_when_the_database_returns
                 assert (await client.get("/readyz")).status_code == 200
     finally:
         await database.dispose()
+
+
+def test_configured_logging_writes_json_lines_from_its_own_thread(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    listener = configure_logging("INFO", "json")
+    token = request_id_var.set("req-7")
+    try:
+        log = logging.getLogger("crm.test")
+        log.info("hello %s", "there", extra={"route": "/v1/x"})
+        try:
+            raise ZeroDivisionError("boom")
+        except ZeroDivisionError:
+            log.exception("failed")
+    finally:
+        request_id_var.reset(token)
+        listener.stop()  # drains the queue
+        root.handlers[:], _ = saved
+        root.setLevel(saved[1])
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    hello = next(line for line in lines if line["message"] == "hello there")
+    assert hello["request_id"] == "req-7"
+    assert hello["route"] == "/v1/x"
+    assert hello["level"] == "info"
+    assert hello["logger"] == "crm.test"
+    failed = next(line for line in lines if line["message"] == "failed")
+    assert failed["request_id"] == "req-7"
+    assert "ZeroDivisionError: boom" in failed["exception"]
+
+
+async def test_hot_routes_are_logged_and_measured_by_their_template(
+    client: httpx.AsyncClient, workspace: WorkspaceHandle
+) -> None:
+    created = await client.post("/v1/contacts", headers=workspace.headers, json={"given_name": "M"})
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("crm.access")
+    previous = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        read = await client.get(f"/v1/contacts/{created.json()['id']}", headers=workspace.headers)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+    assert read.status_code == 200
+    entry = next(json.loads(line) for line in stream.getvalue().splitlines())
+    assert entry["route"] == "/v1/contacts/{contact_id}"
+    assert entry["status"] == 200
+    body = (await client.get("/metrics")).text
+    assert 'route="/v1/contacts/{contact_id}"' in body
+    assert created.json()["id"] not in body
+
+
+def test_every_hot_route_is_a_documented_operation(app: FastAPI) -> None:
+    """A hot route answers for an endpoint; it must not be an undocumented path of its own."""
+    paths = app.openapi()["paths"]
+    assert hot_routes
+    for route in hot_routes:
+        assert route.method.lower() in paths.get(route.path, {}), route.path

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Request
 from sqlalchemy import text
@@ -15,12 +16,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth import keys
 from app.auth.scopes import Scope, grants
+from app.db.reads import ReadPool
 from app.db.session import SessionDep, bind_workspace
 from app.kit.errors import Forbidden, Unauthenticated
 
 _FIND_KEY = text(
     "SELECT id, workspace_id, secret_hash, scopes, expires_at, revoked_at "
     "FROM crm_find_api_key(:prefix)"
+)
+_FIND_KEY_RAW = (
+    "SELECT id, workspace_id, secret_hash, scopes, expires_at, revoked_at FROM crm_find_api_key($1)"
 )
 _TOUCH_KEYS = text(
     "UPDATE api_keys SET last_used_at = GREATEST(COALESCE(last_used_at, :at), :at) "
@@ -121,7 +126,15 @@ def _bearer_token(request: Request) -> str:
     return token.strip()
 
 
-async def _lookup(session: AsyncSession, token: str, cache: KeyCache) -> _CachedKey:
+class KeyRow(Protocol):
+    def __getitem__(self, column: str, /) -> Any: ...
+
+
+# Finds a key's row by its public prefix: through the request's session, or the read pool.
+KeyFinder = Callable[[str], Awaitable[KeyRow | None]]
+
+
+async def _lookup(token: str, find: KeyFinder, cache: KeyCache) -> _CachedKey:
     digest = keys.digest(token)
     cached = cache.get(digest)
     if cached is not None:
@@ -132,7 +145,7 @@ async def _lookup(session: AsyncSession, token: str, cache: KeyCache) -> _Cached
     future: asyncio.Future[_CachedKey] = asyncio.get_running_loop().create_future()
     cache._in_flight[digest] = future
     try:
-        entry = await _fetch(session, token, digest, cache)
+        entry = await _fetch(token, digest, find, cache)
     except BaseException as exc:
         future.set_exception(exc)
         future.exception()  # retrieved: waiters may be none
@@ -144,24 +157,35 @@ async def _lookup(session: AsyncSession, token: str, cache: KeyCache) -> _Cached
         cache._in_flight.pop(digest, None)
 
 
-async def _fetch(session: AsyncSession, token: str, digest: str, cache: KeyCache) -> _CachedKey:
+async def _fetch(token: str, digest: str, find: KeyFinder, cache: KeyCache) -> _CachedKey:
     prefix = keys.parse_prefix(token)
     if prefix is None:
         raise Unauthenticated("The API key is malformed")
-    row = (await session.execute(_FIND_KEY, {"prefix": prefix})).one_or_none()
-    if row is None or not keys.matches(token, row.secret_hash):
+    row = await find(prefix)
+    if row is None or not keys.matches(token, row["secret_hash"]):
         raise Unauthenticated("The API key is not valid")
-    if row.revoked_at is not None:
+    if row["revoked_at"] is not None:
         raise Unauthenticated("The API key has been revoked")
     entry = _CachedKey(
         context=AuthContext(
-            workspace_id=row.workspace_id, api_key_id=row.id, scopes=frozenset(row.scopes)
+            workspace_id=row["workspace_id"],
+            api_key_id=row["id"],
+            scopes=frozenset(row["scopes"]),
         ),
-        expires_at=row.expires_at,
+        expires_at=row["expires_at"],
         fresh_until=time.monotonic() + cache.ttl_seconds,
     )
     cache.put(digest, entry)
     return entry
+
+
+async def _resolve(request: Request, find: KeyFinder) -> AuthContext:
+    token = _bearer_token(request)
+    entry = await _lookup(token, find, key_cache)
+    if entry.expires_at is not None and entry.expires_at <= datetime.now(UTC):
+        raise Unauthenticated("The API key has expired")
+    key_usage.mark(entry.context)
+    return entry.context
 
 
 async def authenticate(request: Request, session: AsyncSession) -> AuthContext:
@@ -169,15 +193,27 @@ async def authenticate(request: Request, session: AsyncSession) -> AuthContext:
     cached_context = getattr(request.state, "auth", None)
     if isinstance(cached_context, AuthContext):
         return cached_context
-    token = _bearer_token(request)
-    entry = await _lookup(session, token, key_cache)
-    now = datetime.now(UTC)
-    if entry.expires_at is not None and entry.expires_at <= now:
-        raise Unauthenticated("The API key has expired")
-    await bind_workspace(session, entry.context.workspace_id)
-    key_usage.mark(entry.context)
-    request.state.auth = entry.context
-    return entry.context
+
+    async def find(prefix: str) -> KeyRow | None:
+        row = (await session.execute(_FIND_KEY, {"prefix": prefix})).one_or_none()
+        return None if row is None else row._mapping
+
+    context = await _resolve(request, find)
+    await bind_workspace(session, context.workspace_id)
+    # Only once bound: later callers in this request reuse the context and the binding.
+    request.state.auth = context
+    return context
+
+
+async def authorize_read(request: Request, reads: ReadPool, scope: Scope) -> AuthContext:
+    """For the single-statement reads: a valid key holding ``scope``, with no session.
+
+    The workspace is not bound here: each read's database function binds it itself.
+    """
+    context = await _resolve(request, lambda prefix: reads.fetchrow(_FIND_KEY_RAW, prefix))
+    if not context.has(scope):
+        raise Forbidden(f"This needs the '{scope.value}' scope")
+    return context
 
 
 class Authenticator:
@@ -193,10 +229,21 @@ class Authenticator:
         return context
 
 
+class ReadAuthenticator:
+    """``Depends(ReadAuthenticator(Scope.x))`` for the single-statement reads: no session."""
+
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+
+    async def __call__(self, request: Request) -> AuthContext:
+        return await authorize_read(request, request.app.state.database.reads, self.scope)
+
+
 AnyKey = Annotated[AuthContext, Depends(Authenticator())]
 AdminKey = Annotated[AuthContext, Depends(Authenticator(Scope.admin))]
 ContactsRead = Annotated[AuthContext, Depends(Authenticator(Scope.contacts_read))]
 ContactsWrite = Annotated[AuthContext, Depends(Authenticator(Scope.contacts_write))]
+ContactsReadNoSession = Annotated[AuthContext, Depends(ReadAuthenticator(Scope.contacts_read))]
 # Accounts are read and written with the contacts scopes: the scope list has no accounts area.
 AccountsRead = ContactsRead
 AccountsWrite = ContactsWrite

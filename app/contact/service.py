@@ -19,6 +19,7 @@ from app.contact import schemas
 from app.contact.exceptions import ContactMerged, ContactNotFound, DuplicateContact
 from app.contact.repository import ContactFilters, ContactRepository
 from app.db.locking import lock_keys
+from app.db.reads import ReadPool
 from app.events import outbox
 from app.kit.changes import changed_fields
 from app.kit.collation import sort_key
@@ -52,6 +53,8 @@ SORTS = {
     "updated_at": SortField(Contact.updated_at, parse_datetime),
     "name": SortField(Contact.name_sort_key, parse_hex_bytes),
 }
+# The body has the shape of schemas.Contact; tests compare the two on every field.
+_READ_DOCUMENT = "SELECT merged_into_id, version, body FROM crm_contact_read($1, $2)"
 _PHONE_LIKE = re.compile(r"^\+?[\d\s().\-]{6,}$")
 
 
@@ -145,6 +148,22 @@ class ContactService:
         if contact.merged_into_id is not None:
             raise ContactMerged(contact.merged_into_id)
         return contact
+
+    async def document(
+        self, reads: ReadPool, auth: AuthContext, contact_id: uuid.UUID
+    ) -> tuple[int, bytes]:
+        """A live contact's version and API document (JSON), in one statement.
+
+        Raises:
+            ContactNotFound: no such contact in the caller's workspace.
+            ContactMerged: it was absorbed by a merge (the problem names the survivor).
+        """
+        row = await reads.fetchrow(_READ_DOCUMENT, auth.workspace_id, contact_id)
+        if row is None:
+            raise ContactNotFound()
+        if row["merged_into_id"] is not None:
+            raise ContactMerged(row["merged_into_id"])
+        return row["version"], row["body"].encode()
 
     async def get_many(
         self, session: AsyncSession, auth: AuthContext, contact_ids: Sequence[uuid.UUID]

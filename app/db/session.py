@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.db.engine import create_engine, create_sessionmaker
+from app.db.reads import ReadPool
 
 _BIND_WORKSPACE = text("SELECT set_config('app.workspace_id', :workspace_id, true)")
 
@@ -21,13 +22,17 @@ _BIND_WORKSPACE = text("SELECT set_config('app.workspace_id', :workspace_id, tru
 class Database:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
+    reads: ReadPool
 
     @classmethod
     def connect(cls, url: str, settings: Settings) -> Database:
         engine = create_engine(url, settings)
-        return cls(engine=engine, sessionmaker=create_sessionmaker(engine))
+        return cls(
+            engine=engine, sessionmaker=create_sessionmaker(engine), reads=ReadPool(url, settings)
+        )
 
     async def dispose(self) -> None:
+        await self.reads.close()
         await self.engine.dispose()
 
 

@@ -16,9 +16,10 @@ IfMatch = Annotated[
     Header(alias="If-Match", max_length=512,
            description="The ETag the change was made against; a stale one is a 412."),
 ]  # fmt: skip
+IF_NONE_MATCH_MAX_LENGTH = 2048
 IfNoneMatch = Annotated[
     str | None,
-    Header(alias="If-None-Match", max_length=2048,
+    Header(alias="If-None-Match", max_length=IF_NONE_MATCH_MAX_LENGTH,
            description="A cached ETag; a 304 with no body when it is still current."),
 ]  # fmt: skip
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size (1-200).")]
@@ -40,6 +41,14 @@ def json_response(
         media_type="application/json",
         headers=all_headers,
     )
+
+
+def conditional_document(body: bytes, *, version: int, if_none_match: str | None) -> Response:
+    """``conditional_get`` for a document already serialised (by the database)."""
+    etag = etag_for(version)
+    if not_modified(if_none_match, version):
+        return Response(status_code=304, headers={"ETag": etag})
+    return Response(content=body, media_type="application/json", headers={"ETag": etag})
 
 
 def conditional_get(body: BaseModel, *, version: int, if_none_match: str | None) -> Response:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
+import logging.handlers
+import queue
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -13,7 +16,7 @@ from app.kit.context import request_id_var
 
 _STANDARD_ATTRS = frozenset(
     logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys()
-    | {"message", "asctime", "color_message"}
+    | {"message", "asctime", "color_message", "request_id"}
 )
 
 
@@ -25,7 +28,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        request_id = request_id_var.get()
+        # Set on the record when it was queued (the context variable is the caller thread's).
+        request_id = getattr(record, "request_id", None) or request_id_var.get()
         if request_id is not None:
             entry["request_id"] = request_id
         for key, value in record.__dict__.items():
@@ -33,17 +37,50 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:  # rendered when the record was queued
+            entry["exception"] = record.exc_text
         return orjson.dumps(entry, default=str).decode()
 
 
-def configure_logging(level: str, fmt: str) -> None:
+class _Enqueue(logging.handlers.QueueHandler):
+    """Hands records to the writer thread, with what only this thread knows resolved now:
+    the message, the request id and the traceback (as text, which the formatter prints)."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        record.request_id = request_id_var.get()
+        record.message = record.getMessage()
+        record.msg, record.args = record.message, None
+        if record.exc_info:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+            record.exc_info = None
+        return record
+
+
+class _Writer(logging.handlers.QueueListener):
+    def stop(self) -> None:
+        """Drain and stop; a second call (at exit, after an explicit stop) does nothing."""
+        if self._thread is not None:
+            super().stop()
+
+
+def configure_logging(level: str, fmt: str) -> logging.handlers.QueueListener:
+    """Log lines are written by a thread of their own, so a request never waits on stderr
+    (an access-log line per request would otherwise be a blocking write on the event loop)."""
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    listener = _Writer(records, handler)
+    listener.start()
+    atexit.register(listener.stop)
+    # Record fields no line shows: each costs a lookup per record.
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [_Enqueue(records)]
     root.setLevel(level)
     # uvicorn's own access log would duplicate ours; its error log goes through the root.
     logging.getLogger("uvicorn.access").handlers[:] = []
@@ -51,3 +88,4 @@ def configure_logging(level: str, fmt: str) -> None:
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    return listener

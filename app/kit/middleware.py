@@ -6,10 +6,11 @@ costs a task and a queue per request.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import re
 import time
-import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -26,6 +27,24 @@ from app.kit.problems import problem_response
 
 access_logger = logging.getLogger("crm.access")
 logger = logging.getLogger("crm.errors")
+
+# Request ids: a random per-process prefix and a counter, unique without a system call per
+# request (uuid4 reads the OS's random source each time). Forked workers draw their own prefix.
+_request_counter = itertools.count(1)
+_request_prefix = os.urandom(8).hex()
+
+
+def _renew_prefix() -> None:
+    global _request_prefix
+    _request_prefix = os.urandom(8).hex()
+
+
+os.register_at_fork(after_in_child=_renew_prefix)
+
+
+def new_request_id() -> str:
+    return f"{_request_prefix}{next(_request_counter):016x}"
+
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _JSON_TYPES = ("application/json", "application/merge-patch+json", "application/graphql")
@@ -60,7 +79,7 @@ class RequestContextMiddleware:
             return
         incoming = _header(scope, b"x-request-id")
         request_id = (
-            incoming if incoming and _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+            incoming if incoming and _VALID_REQUEST_ID.match(incoming) else new_request_id()
         )
         token = request_id_var.set(request_id)
         started = time.perf_counter()

@@ -1,0 +1,95 @@
+"""Single-statement reads on plain asyncpg connections, for the hottest GETs.
+
+A read through the ORM session costs a BEGIN, the workspace binding, the query and a COMMIT,
+plus SQLAlchemy's statement compilation and result processing: most of a by-id read's time
+is Python, not PostgreSQL. The reads here are one call of a database function that binds the
+workspace itself (so row-level security still applies) and returns the finished JSON
+document, run outside an explicit transaction. Everything that changes data keeps going
+through the session and its unit of work.
+
+The pool is separate from the engine's and opened on first use; it is sized like the engine's
+pool, so the service holds at most twice ``db_pool_size`` connections at peak.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from app.config import Settings
+from app.kit.errors import ServiceUnavailable
+
+logger = logging.getLogger("crm.db")
+
+# SQLSTATE classes that mean the server or the connection is the problem, not the request:
+# connection exception, operator intervention (shutdown, admin kill, statement timeout).
+_UNAVAILABLE_CLASSES = ("08", "57")
+
+
+def asyncpg_dsn(url: str) -> str:
+    """The engine's ``postgresql+asyncpg://`` URL as a DSN asyncpg accepts."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Returned connections skip asyncpg's default reset (``RESET ALL``, ``UNLISTEN *``...,
+    a round trip per read): these reads change no session state, and the pool still rolls
+    back any transaction left open."""
+
+
+class ReadPool:
+    def __init__(self, url: str, settings: Settings) -> None:
+        self._dsn = asyncpg_dsn(url)
+        self._settings = settings
+        self._pool: asyncpg.Pool | None = None
+        self._opening = asyncio.Lock()
+        # Called with each statement's text before it runs (statement counts in tests).
+        self.observers: list[Callable[[str], None]] = []
+
+    async def _open(self) -> asyncpg.Pool:
+        async with self._opening:
+            if self._pool is None:
+                settings = self._settings
+                self._pool = await asyncpg.create_pool(
+                    self._dsn,
+                    min_size=1,
+                    max_size=settings.db_pool_size,
+                    max_inactive_connection_lifetime=300,
+                    reset=_keep_session,
+                    timeout=settings.db_connect_timeout,
+                    server_settings={
+                        "application_name": "crm",
+                        "statement_timeout": str(settings.db_statement_timeout_ms),
+                    },
+                )
+            return self._pool
+
+    async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
+        """One statement in its own implicit transaction; 503 when the database is away."""
+        pool = self._pool or await self._open()
+        for observe in self.observers:
+            observe(query)
+        try:
+            async with pool.acquire(timeout=self._settings.db_pool_timeout) as connection:
+                row: asyncpg.Record | None = await connection.fetchrow(query, *args)
+                return row
+        except TimeoutError as exc:
+            raise ServiceUnavailable("No database connection became free in time") from exc
+        except asyncpg.PostgresError as exc:
+            if str(getattr(exc, "sqlstate", ""))[:2] in _UNAVAILABLE_CLASSES:
+                logger.warning("database unavailable: %s", exc.__class__.__name__)
+                raise ServiceUnavailable() from exc
+            raise
+        except (asyncpg.InterfaceError, OSError) as exc:
+            logger.warning("database unreachable: %s", exc.__class__.__name__)
+            raise ServiceUnavailable() from exc
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
