@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.scratch import plain_dsn
+from bench.scenarios import SCENARIOS, drive, load_dataset
 from bench.seed_workspace import Sizes, seed_workspace
 from tests.conftest import ProvisionedDatabase, WorkspaceHandle
 from tests.loyalty.helpers import check_invariants
@@ -189,3 +190,29 @@ async def test_the_api_reads_what_was_seeded(
     entries = await client.get(f"/v1/loyalty/accounts/{member}/entries", headers=workspace.headers)
     assert entries.status_code == 200, entries.text
     assert any(entry["kind"] == "redeem" for entry in entries.json()["data"])
+
+
+@pytest.mark.parametrize(
+    "name", ["loyalty_many_accounts", "loyalty_hot_account", "mobile_app", "pos_partner"]
+)
+async def test_the_loyalty_workloads_run_on_seeded_members(
+    name: str,
+    seeded: dict[str, object],
+    client: httpx.AsyncClient,
+    owner_engine: AsyncEngine,
+    workspace: WorkspaceHandle,
+) -> None:
+    client.headers.update(workspace.headers)
+    data = await load_dataset(client)
+
+    outcome = await drive(client, SCENARIOS[name], data, concurrency=2, visits=6)
+
+    samples = {step: stats.error_samples for step, stats in outcome.record.steps.items()}
+    assert outcome.record.errors == 0, samples
+    members = {str(row[0]) for row in await _rows(
+        owner_engine, "SELECT id FROM loyalty_accounts WHERE workspace_id = :w", workspace
+    )}  # fmt: skip
+    # The seeded members, not members created for the run.
+    assert set(data.extra["loyalty_accounts"].values()) <= members
+    assert len(members) == SIZES.members
+    await check_invariants(owner_engine, workspace)
