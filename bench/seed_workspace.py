@@ -173,6 +173,8 @@ QUEUE_OF_CATEGORY = {"billing": "billing", "delivery": "delivery"}
 PARTNER_TYPES = frozenset({"distributor", "retailer", "partner"})
 
 EARN_REASONS = ("In-store purchase", "ซื้อสินค้าที่สาขา", "Mua hàng tại cửa hàng", "Online order")
+# Of redemptions, the share reversed within three days (returned at the store).
+REVERSED_SHARE = 0.03
 REDEEM_REASONS = ("Coffee voucher", "แลกส่วนลด", "Đổi quà", None)
 
 
@@ -1079,7 +1081,9 @@ class _LedgerMemory:
     async def lot_of_entry(self, workspace_id: uuid.UUID, entry_id: uuid.UUID) -> LoyaltyLot | None:
         return next((lot for lot in self.lots if lot.entry_id == entry_id), None)
 
-    async def lots(self, workspace_id: uuid.UUID, lot_ids: Sequence[uuid.UUID]) -> list[LoyaltyLot]:
+    async def lots_by_id(
+        self, workspace_id: uuid.UUID, lot_ids: Sequence[uuid.UUID]
+    ) -> list[LoyaltyLot]:
         wanted = set(lot_ids)
         return sorted((lot for lot in self.lots if lot.id in wanted), key=lambda lot: lot.id)
 
@@ -1103,7 +1107,7 @@ class _MemoryRepository:
         self.spendable_lots = memory.spendable_lots
         self.lots_due = memory.lots_due
         self.lot_of_entry = memory.lot_of_entry
-        self.lots = memory.lots
+        self.lots = memory.lots_by_id
 
     async def allocations(
         self, workspace_id: uuid.UUID, entry_id: uuid.UUID
@@ -1263,7 +1267,7 @@ async def _seed_loyalty(
             else:
                 body["points"] = rng.randint(10, 150)
             redemption = await member.redeem(at, body)
-            if redemption is not None and rng.random() < 0.03:
+            if redemption is not None and rng.random() < REVERSED_SHARE:
                 back = at + timedelta(minutes=rng.randrange(10, 3 * 1440))
                 later = [moment for moment, _ in steps if moment > at]
                 if back < min([now, *later]):

@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.scratch import plain_dsn
+from bench import seed_workspace as seed_workspace_module
 from bench.scenarios import SCENARIOS, drive, load_dataset
 from bench.seed_workspace import Sizes, seed_workspace
 from tests.conftest import ProvisionedDatabase, WorkspaceHandle
@@ -33,8 +34,14 @@ SIZES = Sizes(accounts=8, relationships=25, opportunities=60, cases=60, members=
 
 @pytest.fixture
 async def seeded(
-    client: httpx.AsyncClient, workspace: WorkspaceHandle, test_database: ProvisionedDatabase
+    client: httpx.AsyncClient,
+    workspace: WorkspaceHandle,
+    test_database: ProvisionedDatabase,
+    owner_engine: AsyncEngine,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> dict[str, object]:
+    # Reversals are rare at scale; here some must happen for the ledger checks to cover them.
+    monkeypatch.setattr(seed_workspace_module, "REVERSED_SHARE", 0.5)
     items = [
         {"given_name": given, "family_name": family, "locale": locale,
          "external_ids": {"pos": f"P-{n}-{index}"}}
@@ -45,6 +52,17 @@ async def seeded(
         "/v1/contacts/batch", headers=workspace.headers, json={"items": items}
     )
     assert created.status_code == 200, created.text
+    # Customers of some years' standing, as the bench's seeded contacts are: their deals,
+    # cases and points have had time to move.
+    async with owner_engine.begin() as connection:
+        await connection.execute(
+            text(
+                "UPDATE contacts SET created_at = now() - make_interval(days => CAST(200 + n * 13 AS int)) "
+                "FROM (SELECT id AS cid, row_number() OVER (ORDER BY id) AS n FROM contacts "
+                "WHERE workspace_id = :w) o WHERE workspace_id = :w AND id = o.cid"
+            ),
+            {"w": workspace.id},
+        )
     return await seed_workspace(plain_dsn(test_database.owner_url), workspace.id, SIZES, seed=3)
 
 
@@ -100,7 +118,14 @@ async def test_the_loyalty_ledger_keeps_its_invariants(
             workspace,
         )
     }
-    assert {"earn", "redeem"} <= kinds
+    assert {"earn", "redeem", "reverse"} <= kinds
+    reversed_ = await _rows(
+        owner_engine,
+        "SELECT count(*) FROM loyalty_redemptions WHERE workspace_id = :w "
+        "AND status = 'reversed' AND reversal_entry_id IS NOT NULL",
+        workspace,
+    )
+    assert reversed_[0][0] > 0
 
 
 async def test_every_opportunity_history_ends_at_its_stage(
