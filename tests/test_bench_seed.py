@@ -57,7 +57,7 @@ async def seeded(
     async with owner_engine.begin() as connection:
         await connection.execute(
             text(
-                "UPDATE contacts SET created_at = now() - make_interval(days => CAST(200 + n * 13 AS int)) "
+                "UPDATE contacts SET created_at = now() - (200 + n * 13) * interval '1 day' "
                 "FROM (SELECT id AS cid, row_number() OVER (ORDER BY id) AS n FROM contacts "
                 "WHERE workspace_id = :w) o WHERE workspace_id = :w AND id = o.cid"
             ),
