@@ -63,7 +63,9 @@ async def seeded(
             ),
             {"w": workspace.id},
         )
-    return await seed_workspace(plain_dsn(test_database.owner_url), workspace.id, SIZES, seed=3)
+    return await seed_workspace(
+        plain_dsn(test_database.owner_url), workspace.id, SIZES, seed=3, check_references=True
+    )
 
 
 async def _rows(
