@@ -151,7 +151,7 @@ def prepare_data(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
     seeded = json.loads((data_dir / SEED_FILE).read_text(encoding="utf-8"))
     dsn = plain_dsn(EmbeddedPostgres(data_dir).superuser_dsn())
 
-    async def history() -> tuple[dict[str, Any], dict[str, Any]]:
+    async def rest_of_data() -> tuple[dict[str, Any], dict[str, Any]]:
         connection = await asyncpg.connect(dsn)
         try:
             rows = await connection.fetch(
@@ -178,7 +178,7 @@ def prepare_data(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
         rest = await seed_workspace(dsn, seeded["workspace_id"], sizes, seed=args.seed)
         return made, rest
 
-    made, rest = asyncio.run(history())
+    made, rest = asyncio.run(rest_of_data())
     info = {
         "scale": args.scale,
         "seeded_at": args.timestamp,
