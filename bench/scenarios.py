@@ -258,9 +258,20 @@ MEMBER_FLOAT = 1_000_000
 
 
 async def prepare_loyalty(client: httpx.AsyncClient, data: Dataset) -> None:
-    """A programme (1 point per 25 THB or 10,000 VND, points available at once) and members
-    with a float of points, once per run; later calls reuse them."""
+    """Members to earn and redeem on, once per run; later calls reuse them.
+
+    A seeded workspace has a programme with members and their histories: the first
+    ``LOYALTY_MEMBERS`` of them are used (earning before redeeming the same points, a visit
+    never runs short whatever the member had). Otherwise a programme (1 point per 25 THB or
+    10,000 VND, points available at once) and members with a float of points are created."""
     if "loyalty_accounts" in data.extra:
+        return
+    listed = await client.get("/v1/loyalty/accounts", params={"limit": LOYALTY_MEMBERS})
+    listed.raise_for_status()
+    seeded = listed.json()["data"]
+    if seeded:
+        data.extra["loyalty_program"] = seeded[0]["program_id"]
+        data.extra["loyalty_accounts"] = {row["contact_id"]: row["id"] for row in seeded}
         return
     created = await client.post(
         "/v1/loyalty/programs",

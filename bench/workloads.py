@@ -10,9 +10,13 @@ In one run, on an embedded PostgreSQL of its own:
 
 1. data (skipped when ``--data-dir`` already holds this scale's data): contacts by COPY
    (``bench.seed``), then interactions and purchases with items by COPY
-   (``bench.seed_history``), each generated as API bodies and parsed by the service's own
-   schemas. Scales: small 2k contacts / 10k interactions / 2k purchases, medium 100k / 500k /
-   100k, large 1M / 10M / 2M;
+   (``bench.seed_history``), then accounts with their contacts, relationships, opportunities
+   with stage histories, cases with status histories and loyalty members with ledgers by COPY
+   (``bench.seed_workspace``, which fails when the loaded ledger breaks an invariant), each
+   generated as API bodies and parsed by the service's own schemas. Scales: small 2k
+   contacts / 10k interactions / 2k purchases, medium 100k / 500k / 100k, large 1M / 10M /
+   2M; per 100 contacts, 5 accounts, 10 relationships, 20 opportunities, 20 cases and 50
+   loyalty members;
 2. ``crm serve`` (one worker), and the Starlette + raw asyncpg primary-key read of
    ``bench.baselines`` on the same database;
 3. baselines: the raw asyncpg read driven by ``bench.loadgen`` (the stack's limit here) and by
@@ -79,6 +83,7 @@ from bench.search import (
     _start_service,
 )
 from bench.seed import SEED_FILE
+from bench.seed_workspace import Sizes
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 WORKLOADS_FILE = "bench-workloads.json"
@@ -93,6 +98,11 @@ class Scale:
     duration: float
     warmup: float
     pgbench_scale: int
+
+    @property
+    def workspace(self) -> Sizes:
+        """Accounts, relationships, opportunities, cases and members for these contacts."""
+        return Sizes.for_contacts(self.contacts)
 
 
 SCALES = {
@@ -112,11 +122,20 @@ BUDGETS = {
 
 # -- data --------------------------------------------------------------------------------------
 
+# The rows the report's data section counts.
+COUNTED_TABLES = (
+    "contacts", "interactions", "purchases", "purchase_items", "accounts",
+    "contact_relationships", "opportunities", "opportunity_stage_changes", "cases",
+    "case_history", "loyalty_accounts", "loyalty_entries", "loyalty_lots",
+    "loyalty_allocations", "loyalty_redemptions",
+)  # fmt: skip
+
 
 def prepare_data(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
     """This scale's data in ``data_dir``: what an earlier run left there, or seeded now."""
     from bench.seed import seed
     from bench.seed_history import seed_history
+    from bench.seed_workspace import seed_workspace
 
     scale = SCALES[args.scale]
     info_file = data_dir / WORKLOADS_FILE
@@ -133,7 +152,7 @@ def prepare_data(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
     seeded = json.loads((data_dir / SEED_FILE).read_text(encoding="utf-8"))
     dsn = plain_dsn(EmbeddedPostgres(data_dir).superuser_dsn())
 
-    async def history() -> dict[str, Any]:
+    async def rest_of_data() -> tuple[dict[str, Any], dict[str, Any]]:
         connection = await asyncpg.connect(dsn)
         try:
             rows = await connection.fetch(
@@ -143,7 +162,7 @@ def prepare_data(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
             await connection.close()
         ids = [str(row["id"]) for row in rows]
         _say(f"seeding {scale.interactions:,} interactions and {scale.purchases:,} purchases ...")
-        return await seed_history(
+        made = await seed_history(
             dsn,
             seeded["workspace_id"],
             ids,
@@ -151,13 +170,22 @@ def prepare_data(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
             purchases=scale.purchases,
             seed=args.seed,
         )
+        sizes = scale.workspace
+        _say(
+            f"seeding {sizes.accounts:,} accounts, {sizes.relationships:,} relationships, "
+            f"{sizes.opportunities:,} opportunities, {sizes.cases:,} cases and "
+            f"{sizes.members:,} loyalty members ..."
+        )
+        rest = await seed_workspace(dsn, seeded["workspace_id"], sizes, seed=args.seed)
+        return made, rest
 
+    made, rest = asyncio.run(rest_of_data())
     info = {
         "scale": args.scale,
         "seeded_at": args.timestamp,
         "workspace_id": seeded["workspace_id"],
         "api_key": seeded["api_key"],
-        "seeding": {"contacts": contacts, "history": asyncio.run(history())},
+        "seeding": {"contacts": contacts, "history": made, "workspace": rest},
     }
     info_file.write_text(json.dumps(info, indent=2, default=str) + "\n", encoding="utf-8")
     return info
@@ -168,7 +196,7 @@ async def _database_facts(dsn: str, workspace_id: str) -> dict[str, Any]:
     try:
         await connection.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         counts = {}
-        for table in ("contacts", "interactions", "purchases", "purchase_items"):
+        for table in COUNTED_TABLES:
             counts[table] = await connection.fetchval(
                 f"SELECT count(*) FROM {table} WHERE workspace_id = $1",
                 workspace_id,
@@ -480,6 +508,20 @@ def run(args: argparse.Namespace, processes: Processes, temp: Path) -> dict[str,
 # -- the report --------------------------------------------------------------------------------
 
 
+def _more_rows(rows: dict[str, Any]) -> str:
+    """The other seeded tables' counts, for the report's first line (older reports: none)."""
+    if "accounts" not in rows:
+        return ""
+    return (
+        f"{rows['accounts']:,} accounts, {rows['contact_relationships']:,} relationship rows, "
+        f"{rows['opportunities']:,} opportunities ({rows['opportunity_stage_changes']:,} stage "
+        f"changes), {rows['cases']:,} cases ({rows['case_history']:,} history rows), "
+        f"{rows['loyalty_accounts']:,} loyalty members ({rows['loyalty_entries']:,} entries, "
+        f"{rows['loyalty_lots']:,} lots, {rows['loyalty_allocations']:,} allocations, "
+        f"{rows['loyalty_redemptions']:,} redemptions); "
+    )
+
+
 def render_markdown(report: dict[str, Any], charts: list[str]) -> str:
     meta = report["meta"]
     raw = report["baseline_raw"]
@@ -488,7 +530,8 @@ def render_markdown(report: dict[str, Any], charts: list[str]) -> str:
         f"# Workloads, {meta['scale']} scale ({meta['timestamp']})",
         "",
         f"{meta['rows']['contacts']:,} contacts, {meta['rows']['interactions']:,} interactions, "
-        f"{meta['rows']['purchases']:,} purchases; {meta['concurrency']} concurrent clients, "
+        f"{meta['rows']['purchases']:,} purchases; {_more_rows(meta['rows'])}"
+        f"{meta['concurrency']} concurrent clients, "
         f"{meta['duration_s']:g} s per workload; {meta['cpu_count']} CPUs ({meta['cpu_model']}), "
         f"PostgreSQL {meta['postgres']}, Python {meta['python']}; client, service and database "
         "share the machine. Code: "
