@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, or_, select, text, update
+from sqlalchemy import Row, case, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.kit.pagination import Keyset
@@ -287,6 +287,28 @@ class LoyaltyRepository:
             .execution_options(populate_existing=True)
         )
         return list((await self.session.execute(statement)).scalars())
+
+    async def next_due(self, workspace_id: uuid.UUID, account_id: uuid.UUID) -> datetime | None:
+        """When the account's next lot falls due: the earliest release of a pending lot or
+        expiry of an available lot with points left (None: never)."""
+        value: datetime | None = await self.session.scalar(
+            select(
+                func.min(
+                    case(
+                        (LoyaltyLot.state == "pending", LoyaltyLot.available_at),
+                        else_=LoyaltyLot.expires_at,
+                    )
+                )
+            ).where(
+                LoyaltyLot.workspace_id == workspace_id,
+                LoyaltyLot.account_id == account_id,
+                or_(
+                    LoyaltyLot.state == "pending",
+                    (LoyaltyLot.state == "available") & (LoyaltyLot.remaining > 0),
+                ),
+            )
+        )
+        return value
 
     async def spendable_lots(
         self,

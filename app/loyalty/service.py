@@ -907,8 +907,10 @@ class LoyaltyService:
         return schemas.Redemption.model_validate(redemption)
 
     # == after every write ======================================================================
-    async def _settle(self, session: AsyncSession, ledger: Ledger, account: LoyaltyAccount) -> bool:
-        settled = await ledger.settle(account)
+    async def _settle(
+        self, session: AsyncSession, ledger: Ledger, account: LoyaltyAccount, *, force: bool = False
+    ) -> bool:
+        settled = await ledger.settle(account, force=force)
         if settled.changed:
             await self._record_entries(session, ledger.workspace_id, account, settled.entries)
         return settled.changed
@@ -1246,7 +1248,7 @@ class LoyaltyService:
         if due:
             ledger = await Ledger.start(session, workspace_id)
             for account in await repository.lock_accounts(workspace_id, due):
-                if await self._settle(session, ledger, account):
+                if await self._settle(session, ledger, account, force=True):
                     await self._refresh_tier(session, workspace_id, account)
                     changed += 1
         if changed < limit:
