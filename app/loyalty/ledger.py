@@ -12,6 +12,10 @@ every commit:
 Consumption order (redemptions, negative adjusts, clawbacks beyond the purchase's own lot):
 earliest ``expires_at`` first (never-expiring last), then earliest ``available_at``, then lot id.
 Time is the database's transaction clock.
+
+The database function ``crm_loyalty_write`` (migration 0011_loyalty_writes) does what
+``earn`` (available at once) and ``consume`` do here, in one statement, for accounts with
+nothing due: a change to either belongs in both.
 """
 
 from __future__ import annotations

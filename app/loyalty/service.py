@@ -544,7 +544,10 @@ class LoyaltyService:
                 (p.id, p) for p in await repository.programs(auth.workspace_id, missing)
             )
         tiers = await repository.tiers(auth.workspace_id, program_ids)
-        expiring = await repository.expiring(auth.workspace_id, ids)
+        # No lot holding points ever expires on an account that has nothing due, ever.
+        expiring = await repository.expiring(
+            auth.workspace_id, [account.id for account in accounts if account.next_due_at]
+        )
         computed: dict[uuid.UUID, tuple[int, int]] = session.info.get(_QUALIFYING, {})
         qualifying = {
             account.id: computed[account.id][1]
