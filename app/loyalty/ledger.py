@@ -12,6 +12,10 @@ every commit:
 Consumption order (redemptions, negative adjusts, clawbacks beyond the purchase's own lot):
 earliest ``expires_at`` first (never-expiring last), then earliest ``available_at``, then lot id.
 Time is the database's transaction clock.
+
+The database function ``crm_loyalty_write`` (migration 0011_loyalty_writes) does what
+``earn`` (available at once) and ``consume`` do here, in one statement, for accounts with
+nothing due: a change to either belongs in both.
 """
 
 from __future__ import annotations
@@ -30,6 +34,15 @@ from app.loyalty.repository import LoyaltyRepository
 from app.models import LoyaltyAccount, LoyaltyAllocation, LoyaltyEntry, LoyaltyLot, LoyaltyProgram
 
 _LOT_PAGE = 50
+
+
+def earliest(current: datetime | None, due: datetime | None) -> datetime | None:
+    """The earlier of two due times, where None is never."""
+    if current is None:
+        return due
+    if due is None:
+        return current
+    return min(current, due)
 
 
 def add_months(moment: datetime, months: int) -> datetime:
@@ -184,6 +197,9 @@ class Ledger:
         )
         if kind == "earn":
             account.lifetime_earned += points
+        account.next_due_at = earliest(
+            account.next_due_at, available_at if state == "pending" else expires_at
+        )
         entry = await self._append(
             account,
             kind=kind,
@@ -364,14 +380,22 @@ class Ledger:
             if lot.state == "expired":
                 lot.state = "available"
             self._allocate(entry, lot, -allocation.amount)
+            account.next_due_at = earliest(
+                account.next_due_at, lot.available_at if lot.state == "pending" else lot.expires_at
+            )
         self._repay_debt(account, entry, [lots[a.lot_id] for a in taken])
         await self.session.flush()
         return entry
 
-    async def settle(self, account: LoyaltyAccount) -> Settled:
+    async def settle(self, account: LoyaltyAccount, *, force: bool = False) -> Settled:
         """Release the pending lots whose time has come, then expire the lots past their
-        expiry. Idempotent: once settled, settling again at the same time changes nothing."""
+        expiry. Idempotent: once settled, settling again at the same time changes nothing.
+
+        Reads no lot before the account's ``next_due_at`` (so most writes settle for free);
+        ``force`` reads them anyway (the sweep, which found the account by its lots)."""
         settled = Settled()
+        if not force and (account.next_due_at is None or account.next_due_at > self.now):
+            return settled
         await self.session.flush()
         found = await self.repository.lots_due(self.workspace_id, account.id, self.now)
         due = [lot for lot in found if lot.state == "pending"]
@@ -418,4 +442,5 @@ class Ledger:
         if found:
             # Later reads of lots (a redemption's) see what settling changed.
             await self.session.flush()
+        account.next_due_at = await self.repository.next_due(self.workspace_id, account.id)
         return settled

@@ -7,9 +7,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, or_, select, text, update
+from sqlalchemy import Row, bindparam, case, func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.kit.ids import uuid7
 from app.kit.pagination import Keyset
 from app.models import (
     LoyaltyAccount,
@@ -51,6 +53,13 @@ SELECT q.id, q.tier_id, q.qualifying,
    ORDER BY t.threshold DESC LIMIT 1) AS derived_tier_id
 FROM qualifying q
 """
+
+
+# One plain earn, adjust or redemption in one round trip (migration 0011_loyalty_writes).
+_WRITE = text(
+    "SELECT * FROM crm_loyalty_write(:workspace_id, :account_id, :kind, :points, :reason, "
+    ":api_key_id, :details, :entry_id, :lot_id, :redemption_id, :event_id, :tier_event_id)"
+).bindparams(bindparam("details", type_=JSONB))
 
 
 class LoyaltyRepository:
@@ -287,6 +296,63 @@ class LoyaltyRepository:
             .execution_options(populate_existing=True)
         )
         return list((await self.session.execute(statement)).scalars())
+
+    async def next_due(self, workspace_id: uuid.UUID, account_id: uuid.UUID) -> datetime | None:
+        """When the account's next lot falls due: the earliest release of a pending lot or
+        expiry of an available lot with points left (None: never)."""
+        value: datetime | None = await self.session.scalar(
+            select(
+                func.min(
+                    case(
+                        (LoyaltyLot.state == "pending", LoyaltyLot.available_at),
+                        else_=LoyaltyLot.expires_at,
+                    )
+                )
+            ).where(
+                LoyaltyLot.workspace_id == workspace_id,
+                LoyaltyLot.account_id == account_id,
+                or_(
+                    LoyaltyLot.state == "pending",
+                    (LoyaltyLot.state == "available") & (LoyaltyLot.remaining > 0),
+                ),
+            )
+        )
+        return value
+
+    async def write(
+        self,
+        workspace_id: uuid.UUID,
+        account_id: uuid.UUID,
+        *,
+        kind: str,
+        points: int,
+        reason: str | None,
+        api_key_id: uuid.UUID | None,
+        details: dict[str, Any],
+        entry_id: uuid.UUID,
+        redemption_id: uuid.UUID | None,
+    ) -> Row[Any] | None:
+        """Lock the account and, unless a lot of it is due, write ``points`` (positive: a new
+        lot; negative: spent from available lots) with its entry, allocations, redemption,
+        events and tier, in one statement; None without such an account."""
+        result = await self.session.execute(
+            _WRITE,
+            {
+                "workspace_id": workspace_id,
+                "account_id": account_id,
+                "kind": kind,
+                "points": points,
+                "reason": reason,
+                "api_key_id": api_key_id,
+                "details": details,
+                "entry_id": entry_id,
+                "lot_id": uuid7() if points > 0 else None,
+                "redemption_id": redemption_id,
+                "event_id": uuid7(),
+                "tier_event_id": uuid7(),
+            },
+        )
+        return result.first()
 
     async def spendable_lots(
         self,

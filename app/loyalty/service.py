@@ -5,6 +5,11 @@ accounts in id order) before reading anything it decides on, then appends to the
 (``app.loyalty.ledger``) in the same transaction; database constraints back each invariant.
 Each write first settles the account (releases due pending points, expires due lots) by the
 database clock, and finally re-derives the member's tier from the ledger.
+
+A plain earn, adjust or redemption (no reference, no reward) on an account with nothing due
+is one call of the database function ``crm_loyalty_write``, which does all of that while it
+holds the account's row: a busy account's row is held for one statement, not a dozen round
+trips. Anything else, or an account with a lot due, goes through ``app.loyalty.ledger``.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from typing import Any
 from sqlalchemy import event, func, inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from app.auth.dependencies import AuthContext
 from app.contact.references import register_contact_reference
@@ -126,6 +133,8 @@ def _rates_out(program: LoyaltyProgram) -> list[schemas.EarnRate]:
 # neither again.
 _QUALIFYING = "loyalty.qualifying"
 _PROGRAMS = "loyalty.programs"
+# Account id -> (account version, the account as shown), as a one-statement write returned it.
+_VIEWS = "loyalty.views"
 
 
 @event.listens_for(Session, "after_transaction_end")
@@ -134,6 +143,7 @@ def _forget_written(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is None:
         session.info.pop(_QUALIFYING, None)
         session.info.pop(_PROGRAMS, None)
+        session.info.pop(_VIEWS, None)
 
 
 async def _move_accounts(
@@ -516,6 +526,9 @@ class LoyaltyService:
         """Accounts with tier, progress and expiring points: four statements for any number."""
         if not accounts:
             return []
+        views: dict[uuid.UUID, tuple[int, schemas.Account]] = session.info.get(_VIEWS, {})
+        if all(a.id in views and views[a.id][0] == a.version for a in accounts):
+            return [views[a.id][1] for a in accounts]
         repository = LoyaltyRepository(session)
         ids = [account.id for account in accounts]
         program_ids = list({account.program_id for account in accounts})
@@ -531,7 +544,10 @@ class LoyaltyService:
                 (p.id, p) for p in await repository.programs(auth.workspace_id, missing)
             )
         tiers = await repository.tiers(auth.workspace_id, program_ids)
-        expiring = await repository.expiring(auth.workspace_id, ids)
+        # No lot holding points ever expires on an account that has nothing due, ever.
+        expiring = await repository.expiring(
+            auth.workspace_id, [account.id for account in accounts if account.next_due_at]
+        )
         computed: dict[uuid.UUID, tuple[int, int]] = session.info.get(_QUALIFYING, {})
         qualifying = {
             account.id: computed[account.id][1]
@@ -656,6 +672,130 @@ class LoyaltyService:
         await self._settle(session, ledger, account)
         return account, program, ledger
 
+    async def _write_at_once(
+        self,
+        session: AsyncSession,
+        auth: AuthContext,
+        account_id: uuid.UUID,
+        *,
+        kind: str,
+        points: int,
+        reason: str | None,
+        details: dict[str, Any],
+        redemption_id: uuid.UUID | None = None,
+    ) -> tuple[LoyaltyEntry, LoyaltyAccount] | None:
+        """Write ``points`` (positive: a new lot; negative: spent) in one statement. None when
+        the account has a lot due or a debt: the caller, holding the account's row from now
+        on, takes the general path.
+
+        Raises:
+            AccountNotFound: no such account.
+            InsufficientPoints: fewer available points than spent; nothing is written.
+        """
+        # The function reads rows this session may still have changes to.
+        await session.flush()
+        entry_id = uuid7()
+        row = await LoyaltyRepository(session).write(
+            auth.workspace_id,
+            account_id,
+            kind=kind,
+            points=points,
+            reason=reason,
+            api_key_id=auth.api_key_id,
+            details=details,
+            entry_id=entry_id,
+            redemption_id=redemption_id,
+        )
+        if row is None:
+            raise AccountNotFound()
+        if row.outcome == "insufficient":
+            raise InsufficientPoints(available=row.available, needed=-points)
+        if row.outcome != "written":
+            return None
+        now = row.recorded_at
+        account = self._as_written(session, auth.workspace_id, account_id, row)
+        entry = LoyaltyEntry(
+            workspace_id=auth.workspace_id,
+            id=entry_id,
+            account_id=account_id,
+            program_id=row.program_id,
+            seq=row.version,
+            kind=kind,
+            amount=points,
+            available_change=points,
+            pending_change=0,
+            balance_after=row.balance,
+            available_after=row.available,
+            pending_after=row.pending,
+            reference=None,
+            reverses_entry_id=None,
+            clawback_of_entry_id=None,
+            redemption_id=redemption_id,
+            reason=reason,
+            qualifying_points=points if kind == "earn" else 0,
+            qualifying_spend_minor=0,
+            qualifies_at=now,
+            effective_at=now,
+            recorded_at=now,
+            api_key_id=auth.api_key_id,
+            details=row.details,
+        )
+        upcoming = (
+            schemas.TierRef(
+                id=row.next_tier_id, name=row.next_tier_name, threshold=row.next_tier_threshold
+            )
+            if row.next_tier_id is not None
+            else None
+        )
+        view = schemas.Account(
+            id=account_id,
+            program_id=row.program_id,
+            contact_id=row.contact_id,
+            available=row.available,
+            pending=row.pending,
+            balance=row.balance,
+            lifetime_earned=row.lifetime_earned,
+            redeemed=row.redeemed,
+            expired=row.expired,
+            tier=schemas.TierRef(id=row.tier_id, name=row.tier_name, threshold=row.tier_threshold)
+            if row.tier_id is not None
+            else None,
+            progress=schemas.Progress(
+                basis=row.tier_basis,
+                window_months=row.tier_window_months,
+                qualifying=row.qualifying,
+                next_tier=upcoming,
+                needed=row.next_tier_threshold - row.qualifying if upcoming is not None else None,
+            ),
+            expiring=schemas.Expiring(
+                days_30=row.expiring_30, days_60=row.expiring_60, days_90=row.expiring_90
+            ),
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            version=row.version,
+        )
+        session.info.setdefault(_VIEWS, {})[account_id] = (row.version, view)
+        return entry, account
+
+    @staticmethod
+    def _as_written(
+        session: AsyncSession, workspace_id: uuid.UUID, account_id: uuid.UUID, row: Any
+    ) -> LoyaltyAccount:
+        """The account as the write left it; the session's own copy, if it has one, is
+        brought up to date (as loaded, so nothing is written back)."""
+        values = {
+            name: getattr(row, name)
+            for name in ("program_id", "contact_id", "tier_id", "allow_negative", "available",
+                         "pending", "debt", "balance", "lifetime_earned", "redeemed", "expired",
+                         "version", "next_due_at", "created_at", "updated_at")
+        }  # fmt: skip
+        known = session.identity_map.get(identity_key(LoyaltyAccount, (workspace_id, account_id)))
+        if isinstance(known, LoyaltyAccount):
+            for name, value in values.items():
+                set_committed_value(known, name, value)
+            return known
+        return LoyaltyAccount(workspace_id=workspace_id, id=account_id, **values)
+
     async def _program_of(
         self, session: AsyncSession, auth: AuthContext, account_id: uuid.UUID
     ) -> uuid.UUID:
@@ -678,6 +818,18 @@ class LoyaltyService:
             InsufficientPoints: a negative adjust beyond the available points.
             ReferenceReused: the reference names a different entry.
         """
+        if data.reference is None:
+            written = await self._write_at_once(
+                session,
+                auth,
+                account_id,
+                kind=data.kind,
+                points=data.points,
+                reason=data.reason,
+                details={"source": "manual"},
+            )
+            if written is not None:
+                return written[0], written[1], True
         if data.reference is not None:
             program_id = await self._program_of(session, auth, account_id)
             await lock_keys(session, auth.workspace_id,
@@ -735,6 +887,35 @@ class LoyaltyService:
             TierTooLow: the member's tier is below the reward's minimum (409).
             ReferenceReused: the reference names a different redemption.
         """
+        if data.reference is None and data.points is not None:
+            redemption_id = uuid7()
+            written = await self._write_at_once(
+                session,
+                auth,
+                account_id,
+                kind="redeem",
+                points=-data.points,
+                reason=data.reason,
+                details={},
+                redemption_id=redemption_id,
+            )
+            if written is not None:
+                entry, account = written
+                made = LoyaltyRedemption(
+                    workspace_id=auth.workspace_id,
+                    id=redemption_id,
+                    account_id=account_id,
+                    reward_id=None,
+                    points=data.points,
+                    status="completed",
+                    entry_id=entry.id,
+                    reversal_entry_id=None,
+                    reference=None,
+                    reason=data.reason,
+                    created_at=entry.recorded_at,
+                    reversed_at=None,
+                )
+                return made, account, True
         if data.reference is not None:
             program_id = await self._program_of(session, auth, account_id)
             await lock_keys(session, auth.workspace_id,
@@ -907,8 +1088,10 @@ class LoyaltyService:
         return schemas.Redemption.model_validate(redemption)
 
     # == after every write ======================================================================
-    async def _settle(self, session: AsyncSession, ledger: Ledger, account: LoyaltyAccount) -> bool:
-        settled = await ledger.settle(account)
+    async def _settle(
+        self, session: AsyncSession, ledger: Ledger, account: LoyaltyAccount, *, force: bool = False
+    ) -> bool:
+        settled = await ledger.settle(account, force=force)
         if settled.changed:
             await self._record_entries(session, ledger.workspace_id, account, settled.entries)
         return settled.changed
@@ -1246,7 +1429,7 @@ class LoyaltyService:
         if due:
             ledger = await Ledger.start(session, workspace_id)
             for account in await repository.lock_accounts(workspace_id, due):
-                if await self._settle(session, ledger, account):
+                if await self._settle(session, ledger, account, force=True):
                     await self._refresh_tier(session, workspace_id, account)
                     changed += 1
         if changed < limit:

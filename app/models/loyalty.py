@@ -119,6 +119,10 @@ class LoyaltyAccount(WorkspaceScopedMixin, TimestampedMixin, Base):
     redeemed: Mapped[int] = mapped_column(BigInteger, server_default="0")
     expired: Mapped[int] = mapped_column(BigInteger, server_default="0")
     version: Mapped[int] = mapped_column(BigInteger, server_default="1")
+    # No lot of the account falls due (a pending lot's release, a holding lot's expiry)
+    # before this time; NULL: none ever will. It may be earlier than the true time (settling
+    # then finds nothing and moves it on), never later: a write settles only once it is past.
+    next_due_at: Mapped[datetime | None]
 
     __table_args__ = (
         # The last line of defence against spending points that are not there.
