@@ -50,12 +50,12 @@ def count_statements(database: Database) -> Iterator[list[str]]:
         record(None, None, statement)
 
     event.listen(database.engine.sync_engine, "before_cursor_execute", record)
-    database.reads.observers.append(record_read)
+    database.direct.observers.append(record_read)
     try:
         yield statements
     finally:
         event.remove(database.engine.sync_engine, "before_cursor_execute", record)
-        database.reads.observers.remove(record_read)
+        database.direct.observers.remove(record_read)
 
 
 async def test_requires_a_valid_key(client: httpx.AsyncClient) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth import keys
 from app.auth.scopes import Scope, grants
-from app.db.reads import ReadPool
+from app.db.direct import DirectPool
 from app.db.session import SessionDep, bind_workspace
 from app.kit.errors import Forbidden, Unauthenticated
 
@@ -205,12 +205,12 @@ async def authenticate(request: Request, session: AsyncSession) -> AuthContext:
     return context
 
 
-async def authorize_read(request: Request, reads: ReadPool, scope: Scope) -> AuthContext:
+async def authorize_read(request: Request, direct: DirectPool, scope: Scope) -> AuthContext:
     """For the single-statement reads: a valid key holding ``scope``, with no session.
 
     The workspace is not bound here: each read's database function binds it itself.
     """
-    context = await _resolve(request, lambda prefix: reads.fetchrow(_FIND_KEY_RAW, prefix))
+    context = await _resolve(request, lambda prefix: direct.fetchrow(_FIND_KEY_RAW, prefix))
     if not context.has(scope):
         raise Forbidden(f"This needs the '{scope.value}' scope")
     return context
@@ -236,7 +236,7 @@ class ReadAuthenticator:
         self.scope = scope
 
     async def __call__(self, request: Request) -> AuthContext:
-        return await authorize_read(request, request.app.state.database.reads, self.scope)
+        return await authorize_read(request, request.app.state.database.direct, self.scope)
 
 
 AnyKey = Annotated[AuthContext, Depends(Authenticator())]

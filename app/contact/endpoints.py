@@ -184,9 +184,9 @@ async def get(
 async def _read(
     request: Request, auth: AuthContext, contact_id: uuid.UUID, if_none_match: str | None
 ) -> Response:
-    # The hottest read: no session, one statement (app.db.reads), and a hot route below.
-    reads = request.app.state.database.reads
-    version, body = await contact_service.document(reads, auth, contact_id)
+    # The hottest read: no session, one statement (app.db.direct), and a hot route below.
+    direct = request.app.state.database.direct
+    version, body = await contact_service.document(direct, auth, contact_id)
     return conditional_document(body, version=version, if_none_match=if_none_match)
 
 
@@ -194,8 +194,8 @@ async def _hot_read(request: Request, params: Mapping[str, uuid.UUID]) -> Respon
     if_none_match = request.headers.get("if-none-match")
     if if_none_match is not None and len(if_none_match) > IF_NONE_MATCH_MAX_LENGTH:
         return None  # the endpoint's validation answers it (after the key is checked)
-    reads = request.app.state.database.reads
-    auth = await authorize_read(request, reads, Scope.contacts_read)
+    direct = request.app.state.database.direct
+    auth = await authorize_read(request, direct, Scope.contacts_read)
     return await _read(request, auth, params["contact_id"], if_none_match)
 
 

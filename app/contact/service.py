@@ -18,8 +18,8 @@ from app.auth.dependencies import AuthContext
 from app.contact import schemas
 from app.contact.exceptions import ContactMerged, ContactNotFound, DuplicateContact
 from app.contact.repository import ContactFilters, ContactRepository
+from app.db.direct import DirectPool
 from app.db.locking import lock_keys
-from app.db.reads import ReadPool
 from app.events import outbox
 from app.kit.changes import changed_fields
 from app.kit.collation import sort_key
@@ -150,7 +150,7 @@ class ContactService:
         return contact
 
     async def document(
-        self, reads: ReadPool, auth: AuthContext, contact_id: uuid.UUID
+        self, direct: DirectPool, auth: AuthContext, contact_id: uuid.UUID
     ) -> tuple[int, bytes]:
         """A live contact's version and API document (JSON), in one statement.
 
@@ -158,7 +158,7 @@ class ContactService:
             ContactNotFound: no such contact in the caller's workspace.
             ContactMerged: it was absorbed by a merge (the problem names the survivor).
         """
-        row = await reads.fetchrow(_READ_DOCUMENT, auth.workspace_id, contact_id)
+        row = await direct.fetchrow(_READ_DOCUMENT, auth.workspace_id, contact_id)
         if row is None:
             raise ContactNotFound()
         if row["merged_into_id"] is not None:

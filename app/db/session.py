@@ -12,8 +12,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
+from app.db.direct import DirectPool
 from app.db.engine import create_engine, create_sessionmaker
-from app.db.reads import ReadPool
 
 _BIND_WORKSPACE = text("SELECT set_config('app.workspace_id', :workspace_id, true)")
 
@@ -22,17 +22,19 @@ _BIND_WORKSPACE = text("SELECT set_config('app.workspace_id', :workspace_id, tru
 class Database:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
-    reads: ReadPool
+    direct: DirectPool
 
     @classmethod
     def connect(cls, url: str, settings: Settings) -> Database:
         engine = create_engine(url, settings)
         return cls(
-            engine=engine, sessionmaker=create_sessionmaker(engine), reads=ReadPool(url, settings)
+            engine=engine,
+            sessionmaker=create_sessionmaker(engine),
+            direct=DirectPool(url, settings),
         )
 
     async def dispose(self) -> None:
-        await self.reads.close()
+        await self.direct.close()
         await self.engine.dispose()
 
 

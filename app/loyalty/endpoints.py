@@ -3,10 +3,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from app.auth.dependencies import LoyaltyRead, LoyaltyWrite
+from app.db.direct import DirectPool
 from app.db.session import SessionDep
 from app.kit.errors import (
     COMMON_RESPONSES,
@@ -34,6 +35,15 @@ NOT_MODIFIED: dict[int | str, dict[str, Any]] = {304: {"description": "Not modif
 BAD_CURSOR: dict[int | str, dict[str, Any]] = {400: InvalidCursor.openapi_response()}
 PRECONDITION: dict[int | str, dict[str, Any]] = {412: PreconditionFailed.openapi_response()}
 CONFLICT: dict[int | str, dict[str, Any]] = {409: Conflict.openapi_response()}
+
+
+def _alone(request: Request) -> DirectPool | None:
+    """A plain write may commit on its own unless an Idempotency-Key must be recorded with it
+    (its record commits with the request's transaction: both or neither)."""
+    if getattr(request.state, "idempotency", None) is not None:
+        return None
+    direct: DirectPool = request.app.state.database.direct
+    return direct
 
 
 # -- programmes ------------------------------------------------------------------------------
@@ -249,7 +259,11 @@ async def get_entry(
     },
 )
 async def create_entry(
-    account_id: uuid.UUID, data: schemas.EntryCreate, session: SessionDep, auth: LoyaltyWrite
+    account_id: uuid.UUID,
+    data: schemas.EntryCreate,
+    request: Request,
+    session: SessionDep,
+    auth: LoyaltyWrite,
 ) -> Response:
     """A manual `earn`, or an `adjust` (with a reason; recorded with the API key that made it).
 
@@ -258,7 +272,9 @@ async def create_entry(
     a 409 `insufficient_points`. A known `reference` returns the recorded entry with 200; the
     same reference with other values is a 409 `reference_reused`.
     """
-    entry, account, created = await loyalty_service.post_entry(session, auth, account_id, data)
+    entry, account, created = await loyalty_service.post_entry(
+        session, auth, account_id, data, alone=_alone(request)
+    )
     body = schemas.EntryResult(
         entry=loyalty_service.entry_schema(entry),
         account=await loyalty_service.account_schema(session, auth, account),
@@ -310,6 +326,7 @@ async def list_redemptions(
 async def redeem(
     account_id: uuid.UUID,
     data: schemas.RedemptionCreate,
+    request: Request,
     session: SessionDep,
     auth: LoyaltyWrite,
 ) -> Response:
@@ -320,7 +337,9 @@ async def redeem(
     its validity or inactive a 409 `reward_unavailable`; a member below the reward's
     minimum tier a 409 `tier_too_low`. Stock and points change in one transaction.
     """
-    redemption, account, created = await loyalty_service.redeem(session, auth, account_id, data)
+    redemption, account, created = await loyalty_service.redeem(
+        session, auth, account_id, data, alone=_alone(request)
+    )
     body = schemas.RedemptionResult(
         **loyalty_service.redemption_schema(redemption).model_dump(),
         account=await loyalty_service.account_schema(session, auth, account),

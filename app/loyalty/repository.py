@@ -7,10 +7,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from sqlalchemy import Row, bindparam, case, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.direct import DirectPool
 from app.kit.ids import uuid7
 from app.kit.pagination import Keyset
 from app.models import (
@@ -60,6 +62,26 @@ _WRITE = text(
     "SELECT * FROM crm_loyalty_write(:workspace_id, :account_id, :kind, :points, :reason, "
     ":api_key_id, :details, :entry_id, :lot_id, :redemption_id, :event_id, :tier_event_id)"
 ).bindparams(bindparam("details", type_=JSONB))
+
+
+_WRITE_ALONE = (
+    "SELECT * FROM crm_loyalty_write($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12)"
+)
+
+
+class _Fields:
+    """A plain asyncpg record read by attribute, as SQLAlchemy rows are."""
+
+    __slots__ = ("_record",)
+
+    def __init__(self, record: asyncpg.Record) -> None:
+        self._record = record
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._record[name]
+        except KeyError:
+            raise AttributeError(name) from None
 
 
 class LoyaltyRepository:
@@ -331,28 +353,34 @@ class LoyaltyRepository:
         details: dict[str, Any],
         entry_id: uuid.UUID,
         redemption_id: uuid.UUID | None,
-    ) -> Row[Any] | None:
+        alone: DirectPool | None = None,
+    ) -> Any:
         """Lock the account and, unless a lot of it is due, write ``points`` (positive: a new
         lot; negative: spent from available lots) with its entry, allocations, redemption,
-        events and tier, in one statement; None without such an account."""
-        result = await self.session.execute(
-            _WRITE,
-            {
-                "workspace_id": workspace_id,
-                "account_id": account_id,
-                "kind": kind,
-                "points": points,
-                "reason": reason,
-                "api_key_id": api_key_id,
-                "details": details,
-                "entry_id": entry_id,
-                "lot_id": uuid7() if points > 0 else None,
-                "redemption_id": redemption_id,
-                "event_id": uuid7(),
-                "tier_event_id": uuid7(),
-            },
-        )
-        return result.first()
+        events and tier, in one statement; None without such an account.
+
+        With ``alone``, the statement is a transaction of its own on that pool, committed
+        when it returns: for a caller whose own transaction has written nothing yet and that
+        needs no atomicity with what it writes next.
+        """
+        values = {
+            "workspace_id": workspace_id,
+            "account_id": account_id,
+            "kind": kind,
+            "points": points,
+            "reason": reason,
+            "api_key_id": api_key_id,
+            "details": details,
+            "entry_id": entry_id,
+            "lot_id": uuid7() if points > 0 else None,
+            "redemption_id": redemption_id,
+            "event_id": uuid7(),
+            "tier_event_id": uuid7(),
+        }
+        if alone is not None:
+            record = await alone.fetchrow(_WRITE_ALONE, *values.values())
+            return None if record is None else _Fields(record)
+        return (await self.session.execute(_WRITE, values)).first()
 
     async def spendable_lots(
         self,

@@ -28,6 +28,7 @@ from sqlalchemy.orm.util import identity_key
 from app.auth.dependencies import AuthContext
 from app.contact.references import register_contact_reference
 from app.contact.service import contact as contact_service
+from app.db.direct import DirectPool
 from app.db.locking import lock_keys
 from app.events import outbox
 from app.kit.errors import FieldError, ValidationFailed
@@ -683,10 +684,16 @@ class LoyaltyService:
         reason: str | None,
         details: dict[str, Any],
         redemption_id: uuid.UUID | None = None,
+        alone: DirectPool | None = None,
     ) -> tuple[LoyaltyEntry, LoyaltyAccount] | None:
         """Write ``points`` (positive: a new lot; negative: spent) in one statement. None when
         the account has a lot due or a debt: the caller, holding the account's row from now
-        on, takes the general path.
+        on (unless ``alone``), takes the general path.
+
+        ``alone``: the statement is a transaction of its own on that pool (see
+        ``LoyaltyRepository.write``), so the account's row is not held until the caller's
+        transaction ends. Only for a caller whose transaction has written nothing and does
+        not need to undo the write if it fails later (a request without Idempotency-Key).
 
         Raises:
             AccountNotFound: no such account.
@@ -705,6 +712,7 @@ class LoyaltyService:
             details=details,
             entry_id=entry_id,
             redemption_id=redemption_id,
+            alone=alone,
         )
         if row is None:
             raise AccountNotFound()
@@ -808,6 +816,8 @@ class LoyaltyService:
         auth: AuthContext,
         account_id: uuid.UUID,
         data: schemas.EntryCreate,
+        *,
+        alone: DirectPool | None = None,
     ) -> tuple[LoyaltyEntry, LoyaltyAccount, bool]:
         """A manual earn (available at once, expiring per the programme) or an adjust
         (positive: a new lot; negative: spends available points). ``(entry, account, created)``;
@@ -827,6 +837,7 @@ class LoyaltyService:
                 points=data.points,
                 reason=data.reason,
                 details={"source": "manual"},
+                alone=alone,
             )
             if written is not None:
                 return written[0], written[1], True
@@ -876,6 +887,8 @@ class LoyaltyService:
         auth: AuthContext,
         account_id: uuid.UUID,
         data: schemas.RedemptionCreate,
+        *,
+        alone: DirectPool | None = None,
     ) -> tuple[LoyaltyRedemption, LoyaltyAccount, bool]:
         """Spend points, or buy a reward (stock and points in one transaction).
 
@@ -898,6 +911,7 @@ class LoyaltyService:
                 reason=data.reason,
                 details={},
                 redemption_id=redemption_id,
+                alone=alone,
             )
             if written is not None:
                 entry, account = written

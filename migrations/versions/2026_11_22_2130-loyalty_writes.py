@@ -110,6 +110,9 @@ DECLARE
   v_before uuid;
   v_qualifying bigint := 0;
 BEGIN
+  -- Bound here too, so that the call can be a transaction of its own (the service's direct
+  -- pool); inside a request's transaction it is already bound to the same workspace.
+  PERFORM set_config('app.workspace_id', p_workspace_id::text, true);
   SELECT * INTO a FROM loyalty_accounts x
   WHERE x.workspace_id = p_workspace_id AND x.id = p_account_id FOR UPDATE;
   IF NOT FOUND THEN

@@ -3,11 +3,12 @@ the same ledger, events and answers as the general path, which reads can check."
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
 import httpx
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.auth.dependencies import AuthContext
@@ -193,3 +194,53 @@ async def test_the_sessions_own_copy_of_the_account_is_brought_up_to_date(
         assert not session.dirty
     state = await account(client, workspace, str(enrolled.id))
     assert (state["available"], state["version"]) == (9, 2)
+
+
+async def test_plain_writes_over_http_commit_alone_and_never_overspend(
+    client: httpx.AsyncClient, workspace: WorkspaceHandle, owner_engine: AsyncEngine
+) -> None:
+    """Without an Idempotency-Key the write is a transaction of its own (the account row is
+    held for that statement only): 40 concurrent redemptions of 10 against 100 points."""
+    _, member_account, _ = await member(client, workspace, expiry_months=12)
+    account_id = member_account["id"]
+    await earn(client, workspace, account_id, 100)
+
+    responses = await asyncio.gather(
+        *(redeem(client, workspace, account_id, points=10) for _ in range(40))
+    )
+
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses.count(201) == 10, statuses
+    assert statuses.count(409) == 30, statuses
+    assert all(r.json()["code"] == "insufficient_points" for r in responses if r.status_code == 409)
+    assert (await account(client, workspace, account_id))["available"] == 0
+    await check_invariants(owner_engine, workspace)
+
+
+async def test_a_write_with_an_idempotency_key_commits_with_its_record(
+    client: httpx.AsyncClient, workspace: WorkspaceHandle, database: Database
+) -> None:
+    """The key's record and the write commit together, so the write stays in the request's
+    transaction: the ledger call goes through the session, and a replay writes nothing."""
+    _, member_account, _ = await member(client, workspace, expiry_months=12)
+    account_id = member_account["id"]
+    url = f"/v1/loyalty/accounts/{account_id}/entries"
+    headers = {**workspace.headers, "Idempotency-Key": f"earn-{uuid.uuid4()}"}
+    session_calls: list[str] = []
+
+    def record(*args: Any) -> None:
+        session_calls.append(args[2])
+
+    event.listen(database.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        first = await client.post(url, headers=headers, json={"kind": "earn", "points": 7})
+    finally:
+        event.remove(database.engine.sync_engine, "before_cursor_execute", record)
+    assert first.status_code == 201, first.text
+    assert any("crm_loyalty_write" in statement for statement in session_calls)
+
+    again = await client.post(url, headers=headers, json={"kind": "earn", "points": 7})
+    assert again.status_code == 201
+    assert again.headers.get("idempotent-replayed") == "true"
+    assert again.json() == first.json()
+    assert (await account(client, workspace, account_id))["available"] == 7

@@ -1,11 +1,13 @@
-"""Single-statement reads on plain asyncpg connections, for the hottest GETs.
+"""Single statements on plain asyncpg connections, each its own transaction.
 
 A read through the ORM session costs a BEGIN, the workspace binding, the query and a COMMIT,
 plus SQLAlchemy's statement compilation and result processing: most of a by-id read's time
-is Python, not PostgreSQL. The reads here are one call of a database function that binds the
-workspace itself (so row-level security still applies) and returns the finished JSON
-document, run outside an explicit transaction. Everything that changes data keeps going
-through the session and its unit of work.
+is Python, not PostgreSQL. The statements here are one call of a database function that binds
+the workspace itself (so row-level security still applies), run outside an explicit
+transaction: the hottest by-id read, and the plain loyalty earn or redemption, whose account
+row is then held for that one statement and its commit only, not for the round trips and the
+event loop's delays of a session's transaction. Everything else goes through the session
+and its unit of work.
 
 The pool is separate from the engine's and opened on first use; it is sized like the engine's
 pool, so the service holds at most twice ``db_pool_size`` connections at peak.
@@ -19,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 import asyncpg
+import orjson
 from sqlalchemy.engine import make_url
 
 from app.config import Settings
@@ -36,13 +39,25 @@ def asyncpg_dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+async def _decode_json(connection: asyncpg.Connection) -> None:
+    """JSON in and out as Python values, as through the engine (app.db.engine)."""
+    for name in ("json", "jsonb"):
+        await connection.set_type_codec(
+            name, schema="pg_catalog", encoder=_json_text, decoder=orjson.loads, format="text"
+        )
+
+
 async def _keep_session(connection: asyncpg.Connection) -> None:
     """Returned connections skip asyncpg's default reset (``RESET ALL``, ``UNLISTEN *``...,
     a round trip per read): these reads change no session state, and the pool still rolls
     back any transaction left open."""
 
 
-class ReadPool:
+class DirectPool:
     def __init__(self, url: str, settings: Settings) -> None:
         self._dsn = asyncpg_dsn(url)
         self._settings = settings
@@ -61,6 +76,7 @@ class ReadPool:
                     max_size=settings.db_pool_size,
                     max_inactive_connection_lifetime=300,
                     reset=_keep_session,
+                    init=_decode_json,
                     timeout=settings.db_connect_timeout,
                     server_settings={
                         "application_name": "crm",
