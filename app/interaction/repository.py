@@ -316,13 +316,16 @@ class InteractionRepository:
         """
         if not claims:
             return set()
+        # In one order for every transaction: two batches claiming overlapping pairs in
+        # different orders would each wait for a pair the other holds (a deadlock).
+        ordered = sorted(claims, key=lambda claim: (claim[0], claim[1]))
         result = await self.session.execute(
             _CLAIM_EXTERNAL_IDS,
             {
                 "workspace_id": workspace_id,
-                "systems": [system for system, _, _ in claims],
-                "values": [value for _, value, _ in claims],
-                "interaction_ids": [interaction_id for _, _, interaction_id in claims],
+                "systems": [system for system, _, _ in ordered],
+                "values": [value for _, value, _ in ordered],
+                "interaction_ids": [interaction_id for _, _, interaction_id in ordered],
             },
         )
         return {(row.system, row.value) for row in result}
