@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -119,11 +120,32 @@ async def _prune_idempotency_keys(database: Database, ttl_hours: int) -> None:
         await asyncio.sleep(3600)
 
 
+# Collections start every this many net new objects (Python's default is 700): a request
+# handling a batch of a thousand items makes tens of thousands, and each start costs a pass.
+GC_FIRST_GENERATION_THRESHOLD = 10_000
+
+
 def serve_app() -> FastAPI:
     """The factory ``crm serve`` hands to uvicorn: configures logging in each worker process."""
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
-    return create_app(settings)
+    app = create_app(settings)
+    _tune_garbage_collector()
+    return app
+
+
+def _tune_garbage_collector() -> None:
+    """Keep the garbage collector off what lives as long as the process.
+
+    Modules, routes, schemas and mappers are some 300,000 objects that never become garbage,
+    yet every full collection walked them all again: a third of the CPU a 1,000-item ingest
+    batch costs went to the collector. Frozen after start-up, they are left out of every
+    collection; only what requests create is examined.
+    """
+    gc.collect()
+    gc.freeze()
+    _, second, third = gc.get_threshold()
+    gc.set_threshold(GC_FIRST_GENERATION_THRESHOLD, second, third)
 
 
 BACKGROUND_TASK_PREFIX = "crm-background:"

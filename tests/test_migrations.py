@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 
 import asyncpg
@@ -77,3 +78,74 @@ async def test_models_and_migrations_agree(test_database: ProvisionedDatabase) -
             assert await connection.run_sync(_diff) == []
     finally:
         await engine.dispose()
+
+
+# A foreign-key check's lookup, as PostgreSQL runs it: a generic plan kept by the connection.
+_KEY_LOOKUP = "SELECT 1 FROM ONLY {table} x WHERE workspace_id = $1 AND id = $2 FOR KEY SHARE OF x"
+
+
+def _indexes_in(plan: object) -> set[str]:
+    if isinstance(plan, dict):
+        found = {str(plan["Index Name"])} if "Index Name" in plan else set()
+        return found.union(*(_indexes_in(value) for value in plan.values()))
+    if isinstance(plan, list):
+        return set().union(*(_indexes_in(item) for item in plan))
+    return set()
+
+
+async def test_key_lookups_use_the_primary_key_before_the_first_analyze(
+    test_database: ProvisionedDatabase,
+) -> None:
+    """A freshly migrated database, a thousand contacts and interactions in one workspace and
+    no ANALYZE: the lookups foreign-key checks make (batch ingest makes one per item and one per
+    external id) must take the primary key, not walk another index that starts with
+    workspace_id through the whole workspace."""
+    server = make_url(test_database.owner_url)
+    name = f"crm_migrate_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(_plain(server.set(database="postgres").render_as_string(False)))
+    try:
+        await admin.execute(f"CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8'")
+        url = server.set(database=name).render_as_string(hide_password=False)
+        await asyncio.to_thread(_run, url, "upgrade", "head")
+        connection = await asyncpg.connect(_plain(url))
+        try:
+            version = int(await connection.fetchval("SHOW server_version_num"))
+            seeded = await connection.fetchval(
+                "SELECT count(*) FROM pg_stats WHERE attname = 'workspace_id' "
+                "AND tablename IN ('interactions', 'contacts')"
+            )
+            if version < 180000:
+                # Only PostgreSQL 18 lets the owner set statistics: older servers are untouched.
+                assert seeded == 0
+                return
+            assert seeded == 2
+            async with connection.transaction():
+                workspace = await connection.fetchval(
+                    "INSERT INTO workspaces (id, name) VALUES (gen_random_uuid(), 'w') RETURNING id"
+                )
+                contact = await connection.fetchval(
+                    "INSERT INTO contacts (workspace_id, id, display_name, name_sort_key) "
+                    "SELECT $1, gen_random_uuid(), 'c' || n, '\\x00' FROM generate_series(1, 1000) "
+                    "AS n RETURNING id",
+                    workspace,
+                )
+                await connection.execute(
+                    "INSERT INTO interactions (workspace_id, id, contact_id, channel, type, "
+                    "occurred_at) SELECT $1, gen_random_uuid(), $2, 'chat', 'message', "
+                    "now() - n * interval '1 hour' FROM generate_series(1, 1000) AS n",
+                    workspace,
+                    contact,
+                )
+                await connection.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+                for table in ("interactions", "contacts"):
+                    plan = await connection.fetchval(
+                        "EXPLAIN (FORMAT JSON) " + _KEY_LOOKUP.format(table=table),
+                        workspace,
+                        contact,
+                    )
+                    assert _indexes_in(json.loads(plan)) == {f"pk_{table}"}
+        finally:
+            await connection.close()
+    finally:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.close()

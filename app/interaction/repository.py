@@ -13,6 +13,7 @@ from sqlalchemy import (
     Integer,
     Select,
     and_,
+    any_,
     bindparam,
     delete,
     func,
@@ -82,6 +83,17 @@ _INSERT_EVENTS = text(
     "SELECT :workspace_id, row.id, :type, 'interaction', row.aggregate_id, row.data::jsonb "
     "FROM unnest(CAST(:ids AS uuid[]), CAST(:aggregate_ids AS uuid[]), "
     "CAST(:data AS text[])) AS row(id, aggregate_id, data)"
+)
+
+# The ids travel as one array: an IN list of a batch's contacts is a thousand parameters to
+# bind, and a statement of its own (prepared again) for every count of contacts.
+_CONTACT_STATES = (
+    select(Contact.id, Contact.merged_into_id)
+    .where(
+        Contact.workspace_id == bindparam("workspace_id", type_=PG_UUID(as_uuid=True)),
+        Contact.id == any_(bindparam("contact_ids", type_=ARRAY(PG_UUID(as_uuid=True)))),
+    )
+    .with_for_update(read=True, key_share=True)
 )
 
 
@@ -247,9 +259,7 @@ class InteractionRepository:
         if not wanted:
             return {}
         result = await self.session.execute(
-            select(Contact.id, Contact.merged_into_id)
-            .where(Contact.workspace_id == workspace_id, Contact.id.in_(wanted))
-            .with_for_update(read=True, key_share=True)
+            _CONTACT_STATES, {"workspace_id": workspace_id, "contact_ids": wanted}
         )
         return {row.id: row.merged_into_id for row in result}
 
@@ -316,13 +326,16 @@ class InteractionRepository:
         """
         if not claims:
             return set()
+        # In one order for every transaction: two batches claiming overlapping pairs in
+        # different orders would each wait for a pair the other holds (a deadlock).
+        ordered = sorted(claims, key=lambda claim: (claim[0], claim[1]))
         result = await self.session.execute(
             _CLAIM_EXTERNAL_IDS,
             {
                 "workspace_id": workspace_id,
-                "systems": [system for system, _, _ in claims],
-                "values": [value for _, value, _ in claims],
-                "interaction_ids": [interaction_id for _, _, interaction_id in claims],
+                "systems": [system for system, _, _ in ordered],
+                "values": [value for _, value, _ in ordered],
+                "interaction_ids": [interaction_id for _, _, interaction_id in ordered],
             },
         )
         return {(row.system, row.value) for row in result}

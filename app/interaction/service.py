@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal, NoReturn
 
+import orjson
 from sqlalchemy import func, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -558,8 +559,9 @@ class InteractionService:
                 "updated_at": stamp.updated_at,
                 "version": 1,
             }
-            data = _schema(values.__getitem__, dict(item.data.external_ids))
-            events.append((item.id, data.__pydantic_serializer__.to_json(data)))
+            events.append(
+                (item.id, _event_json(_fields(values.__getitem__, item.data.external_ids)))
+            )
         await repository.insert_events(auth.workspace_id, "interaction.created", events)
         await interactions_created(
             session,
@@ -778,40 +780,66 @@ def _row(item: _Pending) -> dict[str, Any]:
     }
 
 
-def _schema(get: Callable[[str], Any], external_ids: dict[str, str]) -> schemas.Interaction:
+def _fields(get: Callable[[str], Any], external_ids: dict[str, str]) -> dict[str, Any]:
+    """The fields of an interaction's REST shape from its columns (``get`` reads a column)."""
     feedback = None
     if get("feedback_kind") is not None:
-        feedback = schemas.Feedback(
-            kind=get("feedback_kind"),
-            sentiment=get("sentiment"),
-            scale=get("score_scale"),
-            score=get("score"),
-            topic=get("topic"),
-            urgency=get("urgency"),
-        )
-    return schemas.Interaction(
-        id=get("id"),
-        contact_id=get("contact_id"),
-        channel=get("channel"),
-        direction=get("direction"),
-        type=get("type"),
-        occurred_at=get("occurred_at"),
-        subject=get("subject"),
-        body=get("body"),
-        agent_id=get("agent_id"),
-        duration_seconds=get("duration_seconds"),
-        attributes=dict(get("attributes") or {}),
-        external_ids=dict(sorted(external_ids.items())),
-        feedback=feedback,
-        needs_attention=bool(get("needs_attention")),
-        attention_resolved_at=get("attention_resolved_at"),
-        case_id=get("case_id"),
-        opportunity_id=get("opportunity_id"),
-        campaign_id=get("campaign_id"),
-        created_at=get("created_at"),
-        updated_at=get("updated_at"),
-        version=get("version"),
+        feedback = {
+            "kind": get("feedback_kind"),
+            "sentiment": get("sentiment"),
+            "scale": get("score_scale"),
+            "score": get("score"),
+            "topic": get("topic"),
+            "urgency": get("urgency"),
+        }
+    return {
+        "id": get("id"),
+        "contact_id": get("contact_id"),
+        "channel": get("channel"),
+        "direction": get("direction"),
+        "type": get("type"),
+        "occurred_at": get("occurred_at"),
+        "subject": get("subject"),
+        "body": get("body"),
+        "agent_id": get("agent_id"),
+        "duration_seconds": get("duration_seconds"),
+        "attributes": dict(get("attributes") or {}),
+        "external_ids": dict(sorted(external_ids.items())),
+        "feedback": feedback,
+        "needs_attention": bool(get("needs_attention")),
+        "attention_resolved_at": get("attention_resolved_at"),
+        "case_id": get("case_id"),
+        "opportunity_id": get("opportunity_id"),
+        "campaign_id": get("campaign_id"),
+        "created_at": get("created_at"),
+        "updated_at": get("updated_at"),
+        "version": get("version"),
+    }
+
+
+def _schema(get: Callable[[str], Any], external_ids: dict[str, str]) -> schemas.Interaction:
+    return schemas.Interaction.model_validate(_fields(get, external_ids))
+
+
+def _event_json(fields: dict[str, Any]) -> bytes:
+    """``schemas.Interaction``'s JSON for ``fields`` of a validated item, without building the
+    model: a batch writes a thousand events, and the model cost three times orjson's work.
+    orjson writes UUIDs as pydantic does, and UTC times with a "Z" as ``UTCDateTime`` does."""
+    return orjson.dumps(
+        {
+            name: value.astimezone(UTC) if isinstance(value, datetime) else value
+            for name, value in fields.items()
+        },
+        default=_uuid_subclass,
+        option=orjson.OPT_UTC_Z,
     )
+
+
+def _uuid_subclass(value: Any) -> str:
+    # orjson writes uuid.UUID itself, not the driver's subclass of it (ids read from rows).
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _item_errors(index: int, outcome: _Outcome) -> list[FieldError]:

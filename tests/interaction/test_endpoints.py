@@ -709,6 +709,145 @@ async def test_a_full_batch_of_a_thousand_is_stored_with_one_existing(
     assert await count_rows(owner_engine, workspace) == 1000
 
 
+async def external_id_owners(engine: AsyncEngine, ws: WorkspaceHandle) -> dict[str, str]:
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            text(
+                "SELECT system || ':' || value, interaction_id FROM interaction_external_ids "
+                "WHERE workspace_id = :w"
+            ),
+            {"w": ws.id},
+        )
+        return {key: str(owner) for key, owner in rows.all()}
+
+
+async def test_batch_repeats_within_one_batch(
+    client: httpx.AsyncClient, workspace: WorkspaceHandle, owner_engine: AsyncEngine
+) -> None:
+    contact_id = await new_contact(client, workspace)
+    items = [
+        {**CALL, "contact_id": contact_id, "external_ids": {"zendesk": "T-1"}},
+        {**CALL, "contact_id": contact_id, "external_ids": {"zendesk": "T-1"}, "subject": "x"},
+        {**CALL, "contact_id": contact_id, "external_ids": {"line": "m9", "zendesk": "T-2"}},
+        {**CALL, "contact_id": contact_id, "external_ids": {"zendesk": "T-2"}},
+        # A repeat of the item before (by line m9): its new pbx id is not stored.
+        {**CALL, "contact_id": contact_id, "external_ids": {"line": "m9", "pbx": "c5"}},
+        {**CALL, "contact_id": contact_id},
+        {**CALL, "contact_id": contact_id},
+    ]
+    response = await client.post(
+        "/v1/interactions/batch", headers=workspace.headers, json={"items": items}
+    )
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == [
+        "created", "existing", "created", "existing", "existing", "created", "created",
+    ]  # fmt: skip
+    first, third = results[0]["id"], results[2]["id"]
+    assert [r["id"] for r in results[:5]] == [first, first, third, third, third]
+    assert len({r["id"] for r in results}) == 4
+    assert await count_rows(owner_engine, workspace) == 4
+    assert await external_id_owners(owner_engine, workspace) == {
+        "zendesk:T-1": first,
+        "line:m9": third,
+        "zendesk:T-2": third,
+    }
+    recorded = await events(owner_engine, workspace)
+    assert sorted(str(row.aggregate_id) for row in recorded) == sorted(
+        r["id"] for r in results if r["status"] == "created"
+    )
+    fetched = await client.get(f"/v1/interactions/{first}", headers=workspace.headers)
+    assert fetched.json()["subject"] == CALL["subject"]  # the first of the repeats was stored
+    assert fetched.json()["external_ids"] == {"zendesk": "T-1"}
+
+
+async def test_batch_of_new_and_stored_items_in_any_order(
+    client: httpx.AsyncClient, workspace: WorkspaceHandle, owner_engine: AsyncEngine
+) -> None:
+    contact_id = await new_contact(client, workspace)
+
+    def item(index: int) -> dict[str, Any]:
+        return {**CALL, "contact_id": contact_id, "external_ids": {"pbx": f"c-{index:03d}"}}
+
+    first = await client.post(
+        "/v1/interactions/batch",
+        headers=workspace.headers,
+        json={"items": [item(index) for index in range(0, 40, 2)]},
+    )
+    stored = {
+        index: r["id"] for index, r in zip(range(0, 40, 2), first.json()["results"], strict=True)
+    }
+    order = [*range(39, -1, -1)]  # newest first, stored and new interleaved
+    second = await client.post(
+        "/v1/interactions/batch",
+        headers=workspace.headers,
+        json={"items": [item(index) for index in order]},
+    )
+    assert second.status_code == 200, second.text
+    body = second.json()
+    assert (body["created"], body["existing"], body["errors"]) == (20, 20, 0)
+    for index, result in zip(order, body["results"], strict=True):
+        if index in stored:
+            assert (result["status"], result["id"]) == ("existing", stored[index])
+        else:
+            assert result["status"] == "created"
+            assert result["id"] not in stored.values()
+    owners = await external_id_owners(owner_engine, workspace)
+    assert len(owners) == 40
+    assert {owners[f"pbx:c-{index:03d}"] for index in range(40)} == {
+        r["id"] for r in body["results"]
+    }
+    assert await count_rows(owner_engine, workspace) == 40
+    assert len(await events(owner_engine, workspace)) == 40
+
+
+async def test_overlapping_batches_at_once_store_each_external_id_once(
+    client: httpx.AsyncClient, workspace: WorkspaceHandle, owner_engine: AsyncEngine
+) -> None:
+    """Partner syncs resending overlapping windows in different orders at the same time: no
+    deadlock (a 409), no external id stored twice, and all answers agree on each item's id."""
+    contact_id = await new_contact(client, workspace)
+
+    def batch(keys: list[int]) -> dict[str, Any]:
+        return {
+            "items": [
+                {
+                    **CALL,
+                    "contact_id": contact_id,
+                    "external_ids": {"line": f"m{key}", **({"pbx": f"c{key}"} if key % 3 else {})},
+                }
+                for key in keys
+            ]
+        }
+
+    keys = list(range(300))
+    bodies = [batch(keys), batch(keys[::-1]), batch(keys[100:] + keys[:100]), batch(keys[::2])]
+    responses = await asyncio.gather(
+        *(
+            client.post("/v1/interactions/batch", headers=workspace.headers, json=body)
+            for body in bodies
+        )
+    )
+    assert [r.status_code for r in responses] == [200, 200, 200, 200], [
+        r.text[:300] for r in responses
+    ]
+    id_of: dict[str, str] = {}
+    created = 0
+    for body, response in zip(bodies, responses, strict=True):
+        results = response.json()["results"]
+        assert {r["status"] for r in results} <= {"created", "existing"}
+        created += sum(1 for r in results if r["status"] == "created")
+        for item, result in zip(body["items"], results, strict=True):
+            assert id_of.setdefault(item["external_ids"]["line"], result["id"]) == result["id"]
+    assert created == len(keys)
+    assert len(set(id_of.values())) == len(keys)
+    owners = await external_id_owners(owner_engine, workspace)
+    assert {owners[f"line:m{key}"] for key in keys} == set(id_of.values())
+    assert all(owners[f"pbx:c{key}"] == owners[f"line:m{key}"] for key in keys if key % 3)
+    assert await count_rows(owner_engine, workspace) == len(keys)
+    assert len(await events(owner_engine, workspace)) == len(keys)
+
+
 # -- tenancy, scopes, merge ------------------------------------------------------------------
 
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from app.auth.dependencies import AuthContext
 from app.db.session import Database, bind_workspace
+from app.interaction import schemas
+from app.interaction.service import _event_json, _fields
 from app.interaction.service import interaction as interaction_service
 from app.kit.errors import ValidationFailed
 from tests.conftest import WorkspaceHandle
@@ -92,3 +96,72 @@ async def test_batched_reads_are_one_statement_each(
         assert await interaction_service.recent_for_contacts(session, empty, ids, 3) == {}
         assert await interaction_service.recent_for_contacts(session, auth, [], 3) == {}
         assert await interaction_service.counts_by_channel(session, auth, []) == {}
+
+
+class _DriverUUID(uuid.UUID):
+    pass
+
+
+def test_event_json_is_the_rest_shape() -> None:
+    """Batch ingest writes its events' JSON without building the response model: the same
+    fields and the same values as the model's JSON, whatever the offsets and precisions."""
+    bangkok = timezone(timedelta(hours=7))
+    full = {
+        "id": uuid.uuid4(),
+        "contact_id": uuid.uuid4(),
+        "channel": "chat",
+        "direction": "inbound",
+        "type": "complaint",
+        "occurred_at": datetime(2026, 3, 1, 10, 15, 0, 250, tzinfo=bangkok),
+        "subject": "สินค้ายังไม่มาถึงค่ะ",
+        "body": 'Giao hàng chậm "quá" <b>\n',
+        "agent_id": "agent-7",
+        "duration_seconds": 245,
+        "attributes": {"queue": "th", "tags": ["a", 1, 2.5, None, True], "deep": {"x": {}}},
+        "feedback_kind": "direct",
+        "sentiment": "negative",
+        "score": 3,
+        "score_scale": "nps",
+        "topic": "delivery",
+        "urgency": "high",
+        "needs_attention": True,
+        "attention_resolved_at": datetime(2026, 3, 2, tzinfo=UTC),
+        "case_id": uuid.uuid4(),
+        "opportunity_id": uuid.uuid4(),
+        "campaign_id": uuid.uuid4(),
+        "created_at": datetime(2026, 3, 1, 3, 15, 1, 123456, tzinfo=UTC),
+        "updated_at": datetime(2026, 3, 1, 3, 15, 1, 123456, tzinfo=UTC),
+        "version": 1,
+    }
+    bare = {
+        **full,
+        **dict.fromkeys(
+            (
+                "direction",
+                "subject",
+                "body",
+                "agent_id",
+                "duration_seconds",
+                "feedback_kind",
+                "attention_resolved_at",
+                "case_id",
+                "opportunity_id",
+                "campaign_id",
+            ),
+        ),
+        "attributes": {},
+        "needs_attention": False,
+        "occurred_at": datetime(2026, 3, 1, tzinfo=UTC),
+    }
+    # Ids read from the database are the driver's subclass of uuid.UUID.
+    read_back = {
+        **bare,
+        "contact_id": _DriverUUID(str(uuid.uuid4())),
+        "case_id": _DriverUUID(int=7),
+    }
+    samples = ((full, {"zendesk": "T-1", "line": "m"}), (bare, {}), (read_back, {"pbx": "c"}))
+    for columns, external_ids in samples:
+        fields = _fields(columns.__getitem__, external_ids)
+        assert set(fields) == set(schemas.Interaction.model_fields)
+        model = schemas.Interaction.model_validate(fields)
+        assert orjson.loads(_event_json(fields)) == orjson.loads(model.model_dump_json())
