@@ -29,7 +29,6 @@ Rows are written by ``COPY`` as the superuser, one transaction per table chunk.
 
 from __future__ import annotations
 
-import ast
 import bisect
 import contextlib
 import json
@@ -41,7 +40,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
 from itertools import accumulate
-from pathlib import Path
 from random import Random
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -69,6 +67,7 @@ from app.kit.collation import sort_key
 from app.kit.ids import uuid7
 from app.kit.schemas import parse_input
 from app.loyalty import schemas as loyalty_schemas
+from app.loyalty.invariants import broken_invariants
 from app.loyalty.ledger import Ledger
 from app.loyalty.repository import LoyaltyRepository
 from app.loyalty.service import loyalty as loyalty_service
@@ -96,7 +95,6 @@ CHUNK = 20_000
 COPY_SECONDS = [0.0]
 # Tables the current seeding copies without foreign-key checks (see ``seed_workspace``).
 _UNCHECKED: set[str] = set()
-INVARIANTS_SOURCE = Path(__file__).resolve().parent.parent / "tests" / "loyalty" / "helpers.py"
 # Counts reported next to the tables' rows that are not rows written.
 NOT_ROWS = frozenset({"contacts_linked", "relationship_pairs", "loyalty_tiers_derived"})
 BANGKOK = ZoneInfo("Asia/Bangkok")
@@ -234,7 +232,7 @@ INTERACTION_COLUMNS = (
 LOYALTY_ACCOUNT_COLUMNS = (
     "workspace_id", "id", "program_id", "contact_id", "tier_id", "allow_negative", "available",
     "pending", "debt", "balance", "lifetime_earned", "redeemed", "expired", "version",
-    "created_at", "updated_at",
+    "next_due_at", "created_at", "updated_at",
 )  # fmt: skip
 LOYALTY_ENTRY_COLUMNS = (
     "workspace_id", "id", "account_id", "program_id", "seq", "kind", "amount",
@@ -1172,6 +1170,9 @@ class _MemoryRepository:
     ) -> list[LoyaltyAllocation]:
         return await self.memory.allocations_of(entry_id)
 
+    async def next_due(self, workspace_id: uuid.UUID, account_id: uuid.UUID) -> datetime | None:
+        return self.memory.next_due()
+
 
 @dataclass
 class _Programme:
@@ -1305,7 +1306,7 @@ async def _seed_loyalty(
             contact_id=contact.id, tier_id=None,
             allow_negative=program.clawback_policy == "allow_negative", available=0, pending=0,
             debt=0, balance=0, lifetime_earned=0, redeemed=0, expired=0, version=1,
-            created_at=enrolled, updated_at=enrolled,
+            next_due_at=None, created_at=enrolled, updated_at=enrolled,
         )  # fmt: skip
         member = _Member(workspace, key_id, programme, account)
         steps: list[tuple[datetime, str]] = [
@@ -1331,6 +1332,8 @@ async def _seed_loyalty(
                 if back < min([now, *later]):
                     await member.reverse(back, redemption, "returned at store")
         await member.sweep(now)
+        # What writes consult before settling: a wrong value would let due lots be spent.
+        account.next_due_at = member.memory.next_due()
         await rows.add("loyalty_accounts", tuple(
             getattr(account, column) for column in LOYALTY_ACCOUNT_COLUMNS
         ))  # fmt: skip
@@ -1378,31 +1381,14 @@ async def _derive_tiers(session: AsyncSession, workspace: uuid.UUID, program_id:
     return len(stale)
 
 
-def _ledger_invariants() -> dict[str, str]:
-    """The SQL checks of ``tests/loyalty/helpers.py`` (``INVARIANTS``), read from its source:
-    the same checks the loyalty tests end with, without importing the test fixtures."""
-    tree = ast.parse(INVARIANTS_SOURCE.read_text(encoding="utf-8"))
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(
-            isinstance(target, ast.Name) and target.id == "INVARIANTS" for target in node.targets
-        ):
-            found: dict[str, str] = ast.literal_eval(node.value)
-            return found
-    raise SeedCheckFailed(f"no INVARIANTS in {INVARIANTS_SOURCE}")
-
-
 async def check_ledger(session: AsyncSession, workspace: uuid.UUID) -> None:
-    """The test suite's ledger invariants over every loyalty account of the workspace.
+    """The ledger's invariants (``app.loyalty.invariants``, which the loyalty tests also
+    check) over every loyalty account of the workspace.
 
     Raises:
         SeedCheckFailed: naming each broken invariant and a few of the rows that break it.
     """
-    invariants = _ledger_invariants()
-    broken = {}
-    for name, sql in invariants.items():
-        found = (await session.execute(text(sql), {"w": workspace})).all()
-        if found:
-            broken[name] = [str(row[0]) for row in found[:5]]
+    broken = await broken_invariants(session, workspace)
     if broken:
         raise SeedCheckFailed(f"loyalty ledger invariants broken: {broken}")
 

@@ -3,7 +3,7 @@ a write settles only when something is due; a plain earn, adjust or redemption i
 call that does all its work while it holds the account's row.
 
 Revision ID: 0011_loyalty_writes
-Revises: 0009_cases
+Revises: 0010_ingest_planner_stats
 Create Date: 2026-11-22 21:30:00.000000+00:00
 """
 
@@ -17,7 +17,7 @@ from alembic import op
 from app.db.rls import grant_app_role, migration_app_role
 
 revision: str = "0011_loyalty_writes"
-down_revision: str | None = "0009_cases"
+down_revision: str | None = "0010_ingest_planner_stats"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

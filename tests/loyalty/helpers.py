@@ -11,6 +11,7 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.loyalty.invariants import broken_invariants
 from tests.conftest import WorkspaceHandle
 from tests.purchase.helpers import new_contact, simple_purchase
 
@@ -156,75 +157,10 @@ async def run_sweep(database: Any, ws: WorkspaceHandle) -> int:
     return report.total
 
 
-INVARIANTS = {
-    "balance is the sum of entries": """
-        SELECT a.id FROM loyalty_accounts a
-        LEFT JOIN (SELECT account_id, sum(amount) AS total, max(seq) AS last, count(*) AS n
-                   FROM loyalty_entries GROUP BY account_id) e ON e.account_id = a.id
-        WHERE a.workspace_id = :w
-          AND (a.balance <> COALESCE(e.total, 0) OR a.version <> COALESCE(e.last, 1)
-               OR COALESCE(e.n, 0) <> a.version - 1)
-    """,
-    "entries chain by seq": """
-        SELECT e.id FROM loyalty_entries e
-        JOIN loyalty_entries p ON p.account_id = e.account_id AND p.seq = e.seq - 1
-        WHERE e.workspace_id = :w
-          AND (p.balance_after + e.amount <> e.balance_after
-               OR p.available_after + e.available_change <> e.available_after
-               OR p.pending_after + e.pending_change <> e.pending_after)
-    """,
-    "available is the remainders of available lots less debt": """
-        SELECT a.id FROM loyalty_accounts a
-        WHERE a.workspace_id = :w AND a.available <> COALESCE((
-            SELECT sum(remaining) FROM loyalty_lots l
-            WHERE l.account_id = a.id AND l.state = 'available'), 0) - a.debt
-    """,
-    "pending is the remainders of pending lots": """
-        SELECT a.id FROM loyalty_accounts a
-        WHERE a.workspace_id = :w AND a.pending <> COALESCE((
-            SELECT sum(remaining) FROM loyalty_lots l
-            WHERE l.account_id = a.id AND l.state = 'pending'), 0)
-    """,
-    "a lot's remaining is its original plus its allocations": """
-        SELECT l.id FROM loyalty_lots l
-        WHERE l.workspace_id = :w AND l.remaining <> l.original + COALESCE((
-            SELECT sum(amount) FROM loyalty_allocations x WHERE x.lot_id = l.id), 0)
-    """,
-    "no lot consumed beyond its amount": """
-        SELECT id FROM loyalty_lots WHERE workspace_id = :w
-          AND (remaining < 0 OR remaining > original)
-    """,
-    "available never negative unless allowed": """
-        SELECT id FROM loyalty_accounts WHERE workspace_id = :w
-          AND available < 0 AND NOT allow_negative
-    """,
-    "no lot past its expiry still spendable after a write": """
-        SELECT l.id FROM loyalty_lots l JOIN loyalty_accounts a ON a.id = l.account_id
-        WHERE l.workspace_id = :w AND l.state = 'available' AND l.remaining > 0
-          AND l.expires_at <= a.updated_at
-    """,
-    "tier is the tier the ledger earns": """
-        SELECT a.id FROM loyalty_accounts a JOIN loyalty_programs p ON p.id = a.program_id
-        WHERE a.workspace_id = :w AND a.tier_id IS DISTINCT FROM (
-          SELECT t.id FROM loyalty_tiers t WHERE t.program_id = a.program_id
-            AND t.threshold <= COALESCE((
-              SELECT sum(CASE WHEN p.tier_basis = 'spend' THEN e.qualifying_spend_minor
-                              ELSE e.qualifying_points END)
-              FROM loyalty_entries e WHERE e.account_id = a.id
-                AND e.qualifies_at > now() - make_interval(months => p.tier_window_months)), 0)
-          ORDER BY t.threshold DESC LIMIT 1)
-    """,
-}
-
-
 async def check_invariants(engine: AsyncEngine, ws: WorkspaceHandle) -> None:
     """Every ledger invariant, over every account of the workspace."""
     async with engine.connect() as connection:
-        broken = {}
-        for name, sql in INVARIANTS.items():
-            rows = (await connection.execute(text(sql), {"w": ws.id})).all()
-            if rows:
-                broken[name] = rows
+        broken = await broken_invariants(connection, ws.id)
     assert not broken, broken
 
 

@@ -30,11 +30,12 @@ from app.db.session import Database, bind_workspace
 from app.kit.errors import CRMError
 from app.kit.schemas import parse_input
 from app.loyalty import schemas
+from app.loyalty.invariants import INVARIANTS
 from app.loyalty.service import loyalty as loyalty_service
 from app.purchase import schemas as purchase_schemas
 from app.purchase.service import purchase as purchase_service
 from tests.conftest import ProvisionedDatabase, WorkspaceHandle
-from tests.loyalty.helpers import INVARIANTS, moments_ago
+from tests.loyalty.helpers import moments_ago
 
 T = TypeVar("T")
 SILVER, GOLD = 100, 300
