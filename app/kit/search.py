@@ -32,6 +32,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    true,
     tuple_,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -76,6 +77,9 @@ class SearchTerms:
     groups: tuple[tuple[Pattern, ...], ...]
 
     def condition(self, column: Any) -> ColumnElement[bool]:
+        if not self.groups:
+            # Matched by other conditions only (a whole e-mail address); the key still ranks.
+            return true()
         return and_(*(or_(*(p.applied_to(column) for p in group)) for group in self.groups))
 
 
@@ -147,15 +151,20 @@ def ranked(
         .subquery("candidates")
     )
     similarity = func.word_similarity(terms.key, candidates.c.search_text)
-    scored = select(
-        candidates.c.id, func.round(similarity.cast(Numeric), 4).label("score")
-    ).subquery("scored")
-    statement = select(model, scored.c.score).join(
-        scored, and_(model.workspace_id == workspace_id, model.id == scored.c.id)
-    )
+    score = func.round(similarity.cast(Numeric), 4)
+    # The page is cut from the ranked candidates before the rows are read in full: the join
+    # then fetches ``limit + 1`` contacts, not every candidate.
+    page = select(candidates.c.id, score.label("score"))
     if after is not None:
-        statement = statement.where(tuple_(scored.c.score, model.id) < tuple_(after[0], after[1]))
-    return statement.order_by(scored.c.score.desc(), model.id.desc()).limit(limit + 1)
+        page = page.where(tuple_(score, candidates.c.id) < tuple_(after[0], after[1]))
+    ranked_page = (
+        page.order_by(score.desc(), candidates.c.id.desc()).limit(limit + 1).subquery("page")
+    )
+    return (
+        select(model, ranked_page.c.score)
+        .join(ranked_page, and_(model.workspace_id == workspace_id, model.id == ranked_page.c.id))
+        .order_by(ranked_page.c.score.desc(), model.id.desc())
+    )
 
 
 def relevance_after(cursor: str | None) -> tuple[float, uuid.UUID] | None:

@@ -214,3 +214,39 @@ async def test_sort_by_name_uses_dictionary_order(
     assert names == ["apple", "Zebra", "กา", "เกม", "ไก่", "ขา"]
     names = await search(client, workspace, sort="-name", limit=2)
     assert names == ["ขา", "ไก่"]
+
+
+async def test_a_whole_address_finds_the_contact_that_has_it(
+    client: httpx.AsyncClient, workspace: WorkspaceHandle
+) -> None:
+    for person in (
+        {
+            "given_name": "An",
+            "family_name": "Nguyen",
+            "emails": [{"email": "an.nguyen@example.vn"}, {"email": "an@work.example.com"}],
+        },
+        {
+            "given_name": "Joan",
+            "family_name": "Nguyen",
+            "emails": [{"email": "joan.nguyen@example.vn"}],
+        },
+    ):
+        response = await client.post("/v1/contacts", headers=workspace.headers, json=person)
+        assert response.status_code == 201, response.text
+    # Another address that contains the typed one is another person's.
+    assert await search(client, workspace, q=" AN.Nguyen@Example.VN ") == ["An Nguyen"]
+    assert await search(client, workspace, q="an@work.example.com") == ["An Nguyen"]
+    assert await search(client, workspace, q="nobody@example.vn") == []
+    # A part of an address still matches inside every address that contains it.
+    assert sorted(await search(client, workspace, q="an.nguyen@example")) == [
+        "An Nguyen",
+        "Joan Nguyen",
+    ]
+    # The exact-address filter and the searched address may be two addresses of one contact.
+    assert await search(
+        client, workspace, q="an.nguyen@example.vn", email="an@work.example.com"
+    ) == ["An Nguyen"]
+    assert (
+        await search(client, workspace, q="an.nguyen@example.vn", email="joan.nguyen@example.vn")
+        == []
+    )
