@@ -5,6 +5,7 @@ from typing import Any
 import httpx
 import pytest
 
+from app.kit.search import CANDIDATES
 from tests.conftest import WorkspaceHandle
 from tests.test_conventions import assert_problem
 
@@ -135,6 +136,19 @@ async def test_filters_apply_before_the_ranking_cap(
         "/v1/contacts", headers=workspace.headers, params={"q": "somchai", "limit": 100}
     )
     assert len(page.json()["data"]) == 100
+    # Paging goes through the ranked candidates, each once, then stops.
+    seen: list[str] = []
+    cursor = None
+    for _ in range(10):
+        params: dict[str, Any] = {"q": "somchai", "limit": 150}
+        if cursor:
+            params["cursor"] = cursor
+        body = (await client.get("/v1/contacts", headers=workspace.headers, params=params)).json()
+        seen += [item["id"] for item in body["data"]]
+        cursor = body["next_cursor"]
+        if not cursor:
+            break
+    assert len(seen) == len(set(seen)) == CANDIDATES
 
 
 async def test_search_pages_with_a_cursor(
