@@ -180,7 +180,12 @@ class ContactService:
             ValidationFailed: unknown sort field, or a sort other than relevance with ``q``.
             InvalidCursor: the cursor is malformed or from another listing.
         """
-        region = await self.region(session, auth)
+        # The workspace's region reads numbers typed without +; only a phone filter or a
+        # phone-like query needs it, so other lists and searches skip the statement.
+        reads_phones = query.phone is not None or bool(
+            query.q and _PHONE_LIKE.match(query.q.strip())
+        )
+        region = await self.region(session, auth) if reads_phones else None
         filters = ContactFilters(
             lifecycle_stages=query.lifecycle_stages,
             tags=query.tags,
@@ -223,7 +228,7 @@ class ContactService:
         auth: AuthContext,
         filters: ContactFilters,
         q: str,
-        region: str,
+        region: str | None,
         *,
         limit: int,
         cursor: str | None,
@@ -246,10 +251,11 @@ class ContactService:
         )
         return relevance_page(ranked, limit, lambda contact: contact.id)
 
-    async def _search_terms(self, session: AsyncSession, q: str, region: str) -> SearchTerms:
-        """The normalised query and the patterns a match must satisfy."""
+    async def _search_terms(self, session: AsyncSession, q: str, region: str | None) -> SearchTerms:
+        """The normalised query and the patterns a match must satisfy (``region`` is known
+        whenever the query looks like a phone number)."""
         text = q.strip()
-        if _PHONE_LIKE.match(text):
+        if region is not None and _PHONE_LIKE.match(text):
             # Digits as typed match a national or international form, or a fragment; a whole
             # number also matches in E.164, whatever format it was typed in.
             typed = re.sub(r"\D", "", text)
@@ -271,8 +277,8 @@ class ContactService:
         except ValueError:
             return None
 
-    def _phone_filter(self, phone: str | None, region: str) -> str | None:
-        if phone is None:
+    def _phone_filter(self, phone: str | None, region: str | None) -> str | None:
+        if phone is None or region is None:
             return None
         try:
             return normalize_phone(phone, region)

@@ -1,13 +1,19 @@
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import httpx
 import pytest
 
+from app.auth.dependencies import AuthContext
+from app.contact.service import ContactQuery
+from app.contact.service import contact as contact_service
+from app.db.session import Database, bind_workspace
 from app.kit.search import CANDIDATES
 from tests.conftest import WorkspaceHandle
 from tests.test_conventions import assert_problem
+from tests.test_graphql import count_statements
 
 PEOPLE = [
     {
@@ -264,3 +270,33 @@ async def test_a_whole_address_finds_the_contact_that_has_it(
         await search(client, workspace, q="an.nguyen@example.vn", email="joan.nguyen@example.vn")
         == []
     )
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        # The search key (with the plan mode), then the ranked page with its contacts' values.
+        (ContactQuery(q="nguyen van"), 2),
+        (ContactQuery(q="an.nguyen@example.vn"), 2),
+        # Only numbers need the workspace's region, read from the workspace first.
+        (ContactQuery(q="+84 912 345 678"), 3),
+        (ContactQuery(), 1),
+        (ContactQuery(phone="+84 912 345 678"), 2),
+    ],
+)
+async def test_statements_per_search(
+    workspace: WorkspaceHandle,
+    people: dict[str, str],
+    database: Database,
+    query: ContactQuery,
+    expected: int,
+) -> None:
+    auth = AuthContext(workspace_id=workspace.id, api_key_id=uuid.uuid4(), scopes=frozenset())
+    async with database.sessionmaker() as session, session.begin():
+        await bind_workspace(session, workspace.id)
+        with count_statements(database) as statements:
+            rows, _ = await contact_service.find(
+                session, auth, query, limit=20, cursor=None, sort=None
+            )
+    assert "Nguyễn Văn An" in [row.display_name for row in rows]
+    assert len(statements) == expected, statements
