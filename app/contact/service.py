@@ -42,7 +42,7 @@ from app.kit.search import (
     relevance_page,
     substring,
     text_terms,
-    use_custom_plans,
+    use_search_plans,
 )
 from app.kit.validators import Attributes, ExternalIds
 from app.models import Contact, ContactEmail, ContactExternalId, ContactPhone, Workspace
@@ -53,6 +53,8 @@ SORTS = {
     "name": SortField(Contact.name_sort_key, parse_hex_bytes),
 }
 _PHONE_LIKE = re.compile(r"^\+?[\d\s().\-]{6,}$")
+# Fewer digits than a trigram: punctuation such as "... --" is not a number to look for.
+_PHONE_DIGITS = 3
 # One token with a local part and a dotted domain: what a whole address looks like.
 _EMAIL_LIKE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -74,6 +76,11 @@ class ContactQuery:
     created_before: datetime | None = None
     updated_after: datetime | None = None
     updated_before: datetime | None = None
+
+
+def _phone_like(q: str) -> bool:
+    text = q.strip()
+    return bool(_PHONE_LIKE.match(text)) and sum(c.isdigit() for c in text) >= _PHONE_DIGITS
 
 
 def derive_display_name(
@@ -182,9 +189,7 @@ class ContactService:
         """
         # The workspace's region reads numbers typed without +; only a phone filter or a
         # phone-like query needs it, so other lists and searches skip the statement.
-        reads_phones = query.phone is not None or bool(
-            query.q and _PHONE_LIKE.match(query.q.strip())
-        )
+        reads_phones = query.phone is not None or (query.q is not None and _phone_like(query.q))
         region = await self.region(session, auth) if reads_phones else None
         filters = ContactFilters(
             lifecycle_stages=query.lifecycle_stages,
@@ -239,7 +244,7 @@ class ContactService:
             # A whole address is the contact's key: found exactly, by the address's own index.
             # Its trigrams (the domain's above all) are shared by most contacts, and the trigram
             # index took tens of milliseconds to find the one that has it.
-            await use_custom_plans(session)
+            await use_search_plans(session)
             filters = replace(filters, search_email=email)
             terms = SearchTerms(email, ())
         else:
@@ -255,7 +260,7 @@ class ContactService:
         """The normalised query and the patterns a match must satisfy (``region`` is known
         whenever the query looks like a phone number)."""
         text = q.strip()
-        if region is not None and _PHONE_LIKE.match(text):
+        if region is not None and _phone_like(text):
             # Digits as typed match a national or international form, or a fragment; a whole
             # number also matches in E.164, whatever format it was typed in.
             typed = re.sub(r"\D", "", text)
@@ -263,7 +268,7 @@ class ContactService:
             with contextlib.suppress(ValueError):
                 forms.append(normalize_phone(text, region).lstrip("+"))
             patterns = tuple(substring(form) for form in dict.fromkeys(forms))
-            await use_custom_plans(session)
+            await use_search_plans(session)
             return SearchTerms(forms[-1], (patterns,))
         return await text_terms(session, text)
 

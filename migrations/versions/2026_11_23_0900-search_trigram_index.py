@@ -10,6 +10,12 @@ say so), now on the rows the trigrams select; a small workspace in a large table
 through the primary key (``workspace_id`` leads it), which the planner picks from the
 column's statistics.
 
+Searches stop at a cap of candidates, and the planner chooses between the index and reading
+the table until the cap from how common a pattern is: ``search_text`` gets a statistics
+target of 1000, as 100 sampled texts misjudged a name in 0.15 % of the contacts as 1 % (one of
+the hundred happened to hold it) and the table was read, 130,000 rows, instead of 1,500 index
+entries. ``ANALYZE`` of the column brings the new statistics in at once.
+
 Revision ID: 0012_search_trigrams
 Revises: 0009_cases
 Create Date: 2026-11-23 09:00:00+00:00
@@ -43,8 +49,11 @@ def _build_search_index(columns: list[str]) -> None:
 def upgrade() -> None:
     op.drop_index("ix_contacts_search", table_name="contacts", postgresql_using="gin")
     _build_search_index(["search_text"])
+    op.execute("ALTER TABLE contacts ALTER COLUMN search_text SET STATISTICS 1000")
+    op.execute("ANALYZE contacts (search_text)")
 
 
 def downgrade() -> None:
+    op.execute("ALTER TABLE contacts ALTER COLUMN search_text SET STATISTICS -1")
     op.drop_index("ix_contacts_search", table_name="contacts", postgresql_using="gin")
     _build_search_index(["workspace_id", "search_text"])

@@ -201,6 +201,15 @@ async def test_wildcards_in_the_query_are_literal(
     assert await search(client, workspace, q="a_n") == []
 
 
+async def test_words_without_a_letter_or_digit_are_left_out(
+    client: httpx.AsyncClient, workspace: WorkspaceHandle, people: dict[str, str]
+) -> None:
+    # No trigram of the index can find punctuation alone; the other words still must match.
+    assert await search(client, workspace, q="... an --") == await search(client, workspace, q="an")
+    assert await search(client, workspace, q="... --") == []
+    assert await search(client, workspace, q="ใจดี ...") == ["นายสมชาย ใจดี"]
+
+
 async def test_filters(
     client: httpx.AsyncClient, workspace: WorkspaceHandle, people: dict[str, str]
 ) -> None:
