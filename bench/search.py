@@ -44,6 +44,7 @@ import http.client
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -529,11 +530,24 @@ async def explain_queries(
     auth = AuthContext(workspace_id=ws, api_key_id=uuid.uuid4(), scopes=frozenset({"admin"}))
     role = settings.app_role
 
-    async def explain(sql: str, params: Sequence[Any], *, as_app: bool = True) -> dict[str, Any]:
+    async def explain(
+        sql: str,
+        params: Sequence[Any],
+        *,
+        as_app: bool = True,
+        prelude: Sequence[tuple[str, Sequence[Any]]] = (),
+        settings: Sequence[str] = (),
+    ) -> dict[str, Any]:
         async with explainer.transaction():
             if as_app:
                 await explainer.execute(f'SET LOCAL ROLE "{role}"')
             await explainer.execute("SELECT set_config('app.workspace_id', $1, true)", str(ws))
+            # The statements the service ran before this one in its transaction: what they
+            # set for the transaction (set_config(..., true)) shapes the plan too.
+            for before, before_params in prelude:
+                await explainer.fetch(before, *before_params)
+            for setting in settings:
+                await explainer.execute(setting)
             notices.clear()
             plan = await _explain(explainer, sql, params)
             # Plans of the statements run inside the explained one (not set_config's, nor the
@@ -571,23 +585,27 @@ async def explain_queries(
                 plans.append(entry)
                 continue
             sql, params = search[0]
+            prelude = statements[: statements.index(search[0])]
             entry["search_sql"] = sql
             entry["search_params"] = [str(p) for p in params]
-            explained = await explain(sql, params)
+            explained = await explain(sql, params, prelude=prelude)
             entry["plan"] = explained["plan"]
             entry["inner_plans"] = explained["nested"]
             if query.q in representative:
                 entry["children"] = [
-                    {"sql": s, "plan": (await explain(s, p))["plan"]}
+                    {"sql": s, "plan": (await explain(s, p, prelude=prelude))["plan"]}
                     for s, p in statements
                     if "FROM contact_" in s and "IN ((" in s
                 ]
-                async with explainer.transaction():
-                    await explainer.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-                    generic = await explain(sql, params)
+                generic = await explain(
+                    sql,
+                    params,
+                    prelude=prelude,
+                    settings=["SET LOCAL plan_cache_mode = force_generic_plan"],
+                )
                 entry["generic_plan"] = generic["plan"]
                 # The owner bypasses row-level security: the plan without the policy.
-                owner = await explain(sql, params, as_app=False)
+                owner = await explain(sql, params, as_app=False, prelude=prelude)
                 entry["owner_plan"] = owner["plan"]
                 entry["owner_inner_plans"] = owner["nested"]
             async with explainer.transaction():
@@ -628,12 +646,23 @@ async def _explain(connection: asyncpg.Connection, sql: str, params: Sequence[An
 async def _count_matches(
     connection: asyncpg.Connection, sql: str, params: Sequence[Any]
 ) -> int | None:
-    """How many contacts match (what the ranking has to sort): the statement without LIMIT."""
-    head, _, _ = sql.rpartition(" LIMIT ")
-    head = head.split(" ORDER BY ")[0]
-    # The LIMIT parameter is the last one; positional parameters keep their numbers.
+    """How many contacts match: the statement's candidate selection, counted without its cap.
+
+    The candidates are the ``FROM contacts_searchable ... LIMIT`` part of the statement; its
+    parameters are renumbered from $1, as PostgreSQL refuses parameters a statement omits.
+    """
+    start = sql.find("FROM contacts_searchable")
+    end = sql.find(" LIMIT ", start)
+    if start < 0 or end < 0:
+        return None
+    fragment = sql[start:end]
+    used = sorted({int(n) for n in re.findall(r"\$(\d+)", fragment)})
+    numbers = {old: new for new, old in enumerate(used, 1)}
+    fragment = re.sub(r"\$(\d+)", lambda m: f"${numbers[int(m.group(1))]}", fragment)
     try:
-        count = await connection.fetchval(f"SELECT count(*) FROM ({head}) AS found", *params[:-1])
+        count = await connection.fetchval(
+            f"SELECT count(*) {fragment}", *(params[n - 1] for n in used)
+        )
     except asyncpg.PostgresError as exc:
         print(f"warning: could not count matches: {exc}", file=sys.stderr)
         return None
@@ -994,9 +1023,9 @@ def render_markdown(report: dict[str, Any]) -> str:
     add("")
     add(
         "results: contacts returned (limit 20); matches: contacts the search condition "
-        "selects, all of which are ranked; find() ms: `ContactService.find` in-process, one "
-        "run, after the load; EXPLAIN ms: the search statement's execution time under "
-        "EXPLAIN ANALYZE as the app role."
+        "selects (the service ranks the first of them, up to its cap); find() ms: "
+        "`ContactService.find` in-process, one run, after the load; EXPLAIN ms: the search "
+        "statement's execution time under EXPLAIN ANALYZE as the app role."
     )
     add("")
     plans = {(p["class"], p["q"]): p for p in report["plans"]}

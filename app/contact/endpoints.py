@@ -91,8 +91,9 @@ async def list(
             max_length=200,
             description="Search names, e-mails and phones: accent- and case-insensitive, "
             "substrings of three letters or more (Thai included), two-letter word starts, "
-            "phone numbers in any format. Every word must match. When more than 500 "
-            "contacts match, the best of the first 500 are ranked: refine the query.",
+            "phone numbers in any format; a whole e-mail address finds the contact that has "
+            "it. Every word must match. When more than 200 contacts match, the best of the "
+            "first 200 are ranked (and paged through): refine the query.",
         ),
     ] = None,
     lifecycle_stage: Annotated[

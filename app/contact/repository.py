@@ -33,6 +33,9 @@ class ContactFilters:
     created_before: datetime | None = None
     updated_after: datetime | None = None
     updated_before: datetime | None = None
+    # A whole e-mail address typed as the search: the contact has it (beside ``email``, so a
+    # contact with two addresses can be filtered by one and searched by the other).
+    search_email: str | None = None
 
 
 def _with_children(statement: Select[Any]) -> Select[Any]:
@@ -189,6 +192,10 @@ class ContactRepository:
         if filters.email is not None:
             statement = statement.where(
                 exists().where(email_of_contact, ContactEmail.email == filters.email)
+            )
+        if filters.search_email is not None:
+            statement = statement.where(
+                exists().where(email_of_contact, ContactEmail.email == filters.search_email)
             )
         if filters.phone is not None:
             statement = statement.where(

@@ -6,7 +6,7 @@ import contextlib
 import re
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -23,7 +23,7 @@ from app.db.locking import lock_keys
 from app.events import outbox
 from app.kit.changes import changed_fields
 from app.kit.collation import sort_key
-from app.kit.contact_points import normalize_phone
+from app.kit.contact_points import normalize_email, normalize_phone
 from app.kit.errors import FieldError, ValidationFailed
 from app.kit.etag import check_if_match
 from app.kit.ids import uuid7
@@ -43,7 +43,7 @@ from app.kit.search import (
     relevance_page,
     substring,
     text_terms,
-    use_custom_plans,
+    use_search_plans,
 )
 from app.kit.validators import Attributes, ExternalIds
 from app.models import Contact, ContactEmail, ContactExternalId, ContactPhone, Workspace
@@ -56,6 +56,10 @@ SORTS = {
 # The body has the shape of schemas.Contact; tests compare the two on every field.
 _READ_DOCUMENT = "SELECT merged_into_id, version, body FROM crm_contact_read($1, $2)"
 _PHONE_LIKE = re.compile(r"^\+?[\d\s().\-]{6,}$")
+# Fewer digits than a trigram: punctuation such as "... --" is not a number to look for.
+_PHONE_DIGITS = 3
+# One token with a local part and a dotted domain: what a whole address looks like.
+_EMAIL_LIKE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,11 @@ class ContactQuery:
     created_before: datetime | None = None
     updated_after: datetime | None = None
     updated_before: datetime | None = None
+
+
+def _phone_like(q: str) -> bool:
+    text = q.strip()
+    return bool(_PHONE_LIKE.match(text)) and sum(c.isdigit() for c in text) >= _PHONE_DIGITS
 
 
 def derive_display_name(
@@ -197,7 +206,10 @@ class ContactService:
             ValidationFailed: unknown sort field, or a sort other than relevance with ``q``.
             InvalidCursor: the cursor is malformed or from another listing.
         """
-        region = await self.region(session, auth)
+        # The workspace's region reads numbers typed without +; only a phone filter or a
+        # phone-like query needs it, so other lists and searches skip the statement.
+        reads_phones = query.phone is not None or (query.q is not None and _phone_like(query.q))
+        region = await self.region(session, auth) if reads_phones else None
         filters = ContactFilters(
             lifecycle_stages=query.lifecycle_stages,
             tags=query.tags,
@@ -240,24 +252,34 @@ class ContactService:
         auth: AuthContext,
         filters: ContactFilters,
         q: str,
-        region: str,
+        region: str | None,
         *,
         limit: int,
         cursor: str | None,
     ) -> tuple[list[Contact], str | None]:
         after = relevance_after(cursor)
-        terms = await self._search_terms(session, q, region)
-        if not terms.groups:
-            return [], None
+        email = self._whole_email(q)
+        if email is not None:
+            # A whole address is the contact's key: found exactly, by the address's own index.
+            # Its trigrams (the domain's above all) are shared by most contacts, and the trigram
+            # index took tens of milliseconds to find the one that has it.
+            await use_search_plans(session)
+            filters = replace(filters, search_email=email)
+            terms = SearchTerms(email, ())
+        else:
+            terms = await self._search_terms(session, q, region)
+            if not terms.groups:
+                return [], None
         ranked = await repository.search(
             auth.workspace_id, filters, terms, limit=limit, after=after
         )
         return relevance_page(ranked, limit, lambda contact: contact.id)
 
-    async def _search_terms(self, session: AsyncSession, q: str, region: str) -> SearchTerms:
-        """The normalised query and the patterns a match must satisfy."""
+    async def _search_terms(self, session: AsyncSession, q: str, region: str | None) -> SearchTerms:
+        """The normalised query and the patterns a match must satisfy (``region`` is known
+        whenever the query looks like a phone number)."""
         text = q.strip()
-        if _PHONE_LIKE.match(text):
+        if region is not None and _phone_like(text):
             # Digits as typed match a national or international form, or a fragment; a whole
             # number also matches in E.164, whatever format it was typed in.
             typed = re.sub(r"\D", "", text)
@@ -265,12 +287,22 @@ class ContactService:
             with contextlib.suppress(ValueError):
                 forms.append(normalize_phone(text, region).lstrip("+"))
             patterns = tuple(substring(form) for form in dict.fromkeys(forms))
-            await use_custom_plans(session)
+            await use_search_plans(session)
             return SearchTerms(forms[-1], (patterns,))
         return await text_terms(session, text)
 
-    def _phone_filter(self, phone: str | None, region: str) -> str | None:
-        if phone is None:
+    def _whole_email(self, q: str) -> str | None:
+        """The address, normalised as stored, when the query is one whole e-mail address."""
+        text = q.strip()
+        if not _EMAIL_LIKE.match(text):
+            return None
+        try:
+            return normalize_email(text)
+        except ValueError:
+            return None
+
+    def _phone_filter(self, phone: str | None, region: str | None) -> str | None:
+        if phone is None or region is None:
             return None
         try:
             return normalize_phone(phone, region)

@@ -1,12 +1,19 @@
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import httpx
 import pytest
 
+from app.auth.dependencies import AuthContext
+from app.contact.service import ContactQuery
+from app.contact.service import contact as contact_service
+from app.db.session import Database, bind_workspace
+from app.kit.search import CANDIDATES
 from tests.conftest import WorkspaceHandle
 from tests.test_conventions import assert_problem
+from tests.test_graphql import count_statements
 
 PEOPLE = [
     {
@@ -135,6 +142,19 @@ async def test_filters_apply_before_the_ranking_cap(
         "/v1/contacts", headers=workspace.headers, params={"q": "somchai", "limit": 100}
     )
     assert len(page.json()["data"]) == 100
+    # Paging goes through the ranked candidates, each once, then stops.
+    seen: list[str] = []
+    cursor = None
+    for _ in range(10):
+        params: dict[str, Any] = {"q": "somchai", "limit": 150}
+        if cursor:
+            params["cursor"] = cursor
+        body = (await client.get("/v1/contacts", headers=workspace.headers, params=params)).json()
+        seen += [item["id"] for item in body["data"]]
+        cursor = body["next_cursor"]
+        if not cursor:
+            break
+    assert len(seen) == len(set(seen)) == CANDIDATES
 
 
 async def test_search_pages_with_a_cursor(
@@ -181,6 +201,15 @@ async def test_wildcards_in_the_query_are_literal(
     assert await search(client, workspace, q="a_n") == []
 
 
+async def test_words_without_a_letter_or_digit_are_left_out(
+    client: httpx.AsyncClient, workspace: WorkspaceHandle, people: dict[str, str]
+) -> None:
+    # No trigram of the index can find punctuation alone; the other words still must match.
+    assert await search(client, workspace, q="... an --") == await search(client, workspace, q="an")
+    assert await search(client, workspace, q="... --") == []
+    assert await search(client, workspace, q="ใจดี ...") == ["นายสมชาย ใจดี"]
+
+
 async def test_filters(
     client: httpx.AsyncClient, workspace: WorkspaceHandle, people: dict[str, str]
 ) -> None:
@@ -214,3 +243,69 @@ async def test_sort_by_name_uses_dictionary_order(
     assert names == ["apple", "Zebra", "กา", "เกม", "ไก่", "ขา"]
     names = await search(client, workspace, sort="-name", limit=2)
     assert names == ["ขา", "ไก่"]
+
+
+async def test_a_whole_address_finds_the_contact_that_has_it(
+    client: httpx.AsyncClient, workspace: WorkspaceHandle
+) -> None:
+    for person in (
+        {
+            "given_name": "An",
+            "family_name": "Nguyen",
+            "emails": [{"email": "an.nguyen@example.vn"}, {"email": "an@work.example.com"}],
+        },
+        {
+            "given_name": "Joan",
+            "family_name": "Nguyen",
+            "emails": [{"email": "joan.nguyen@example.vn"}],
+        },
+    ):
+        response = await client.post("/v1/contacts", headers=workspace.headers, json=person)
+        assert response.status_code == 201, response.text
+    # Another address that contains the typed one is another person's.
+    assert await search(client, workspace, q=" AN.Nguyen@Example.VN ") == ["An Nguyen"]
+    assert await search(client, workspace, q="an@work.example.com") == ["An Nguyen"]
+    assert await search(client, workspace, q="nobody@example.vn") == []
+    # A part of an address still matches inside every address that contains it.
+    assert sorted(await search(client, workspace, q="an.nguyen@example")) == [
+        "An Nguyen",
+        "Joan Nguyen",
+    ]
+    # The exact-address filter and the searched address may be two addresses of one contact.
+    assert await search(
+        client, workspace, q="an.nguyen@example.vn", email="an@work.example.com"
+    ) == ["An Nguyen"]
+    assert (
+        await search(client, workspace, q="an.nguyen@example.vn", email="joan.nguyen@example.vn")
+        == []
+    )
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        # The search key (with the plan mode), then the ranked page with its contacts' values.
+        (ContactQuery(q="nguyen van"), 2),
+        (ContactQuery(q="an.nguyen@example.vn"), 2),
+        # Only numbers need the workspace's region, read from the workspace first.
+        (ContactQuery(q="+84 912 345 678"), 3),
+        (ContactQuery(), 1),
+        (ContactQuery(phone="+84 912 345 678"), 2),
+    ],
+)
+async def test_statements_per_search(
+    workspace: WorkspaceHandle,
+    people: dict[str, str],
+    database: Database,
+    query: ContactQuery,
+    expected: int,
+) -> None:
+    auth = AuthContext(workspace_id=workspace.id, api_key_id=uuid.uuid4(), scopes=frozenset())
+    async with database.sessionmaker() as session, session.begin():
+        await bind_workspace(session, workspace.id)
+        with count_statements(database) as statements:
+            rows, _ = await contact_service.find(
+                session, auth, query, limit=20, cursor=None, sort=None
+            )
+    assert "Nguyễn Văn An" in [row.display_name for row in rows]
+    assert len(statements) == expected, statements
