@@ -1,7 +1,7 @@
 """A contact's API document in one round trip, for the hot by-id read.
 
 Revision ID: 0013_contact_reads
-Revises: 0011_loyalty_writes
+Revises: 0012_search_trigrams
 Create Date: 2026-11-22 22:00:00+00:00
 
 The function binds the workspace for row-level security and builds the response body in the
@@ -22,7 +22,7 @@ from alembic import op
 from app.db.rls import grant_app_role, migration_app_role
 
 revision: str = "0013_contact_reads"
-down_revision: str | None = "0011_loyalty_writes"
+down_revision: str | None = "0012_search_trigrams"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

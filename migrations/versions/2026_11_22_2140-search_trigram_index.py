@@ -17,8 +17,8 @@ the hundred happened to hold it) and the table was read, 130,000 rows, instead o
 entries. ``ANALYZE`` of the column brings the new statistics in at once.
 
 Revision ID: 0012_search_trigrams
-Revises: 0009_cases
-Create Date: 2026-11-23 09:00:00+00:00
+Revises: 0011_loyalty_writes
+Create Date: 2026-11-22 21:40:00+00:00
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0012_search_trigrams"
-down_revision: str | None = "0009_cases"
+down_revision: str | None = "0011_loyalty_writes"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
