@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import logging
 import secrets
 import shutil
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -80,9 +82,9 @@ async def test_metrics_label_requests_by_route_template(
     assert "crm_db_pool_size" in body
 
 
-async def test_access_log_is_json_with_the_request_id(
-    client: httpx.AsyncClient, workspace: WorkspaceHandle
-) -> None:
+@contextlib.contextmanager
+def access_log() -> Iterator[list[dict[str, Any]]]:
+    """The access-log lines written meanwhile, parsed (filled in when the block ends)."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter())
@@ -90,20 +92,28 @@ async def test_access_log_is_json_with_the_request_id(
     previous = logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+    lines: list[dict[str, Any]] = []
     try:
-        response = await client.get(
-            "/v1/workspace", headers={**workspace.headers, "X-Request-ID": "trace-42"}
-        )
+        yield lines
     finally:
         logger.removeHandler(handler)
         logger.setLevel(previous)
-    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+        lines.extend(json.loads(line) for line in stream.getvalue().splitlines())
+
+
+async def test_access_log_is_json_with_the_request_id(
+    client: httpx.AsyncClient, workspace: WorkspaceHandle
+) -> None:
+    with access_log() as lines:
+        response = await client.get(
+            "/v1/workspace", headers={**workspace.headers, "X-Request-ID": "trace-42"}
+        )
     entry = next(line for line in lines if line.get("request_id") == "trace-42")
     assert entry["status"] == 200
     assert entry["route"] == "/v1/workspace"
     assert entry["method"] == "GET"
     assert isinstance(entry["duration_ms"], float)
-    assert workspace.admin_key not in stream.getvalue()
+    assert workspace.admin_key not in json.dumps(lines)
     assert response.headers["x-request-id"] == "trace-42"
 
 
@@ -197,20 +207,10 @@ async def test_hot_routes_are_logged_and_measured_by_their_template(
     client: httpx.AsyncClient, workspace: WorkspaceHandle
 ) -> None:
     created = await client.post("/v1/contacts", headers=workspace.headers, json={"given_name": "M"})
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    logger = logging.getLogger("crm.access")
-    previous = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
+    with access_log() as lines:
         read = await client.get(f"/v1/contacts/{created.json()['id']}", headers=workspace.headers)
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(previous)
     assert read.status_code == 200
-    entry = next(json.loads(line) for line in stream.getvalue().splitlines())
+    entry = lines[0]
     assert entry["route"] == "/v1/contacts/{contact_id}"
     assert entry["status"] == 200
     body = (await client.get("/metrics")).text
