@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     run_jobs: bool = True
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
+    # FastAPI's native OpenTelemetry spans, for a deployment that configures a tracer
+    # provider; off, no request pays for looking one up.
+    otel_tracing: bool = False
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     default_phone_region: str = "TH"

@@ -211,6 +211,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         docs_url=None,
         redoc_url=None,
         generate_unique_id_function=_operation_id,
+        # Metrics and logs are the service's own (Prometheus at /metrics, JSON lines).
+        telemetry={"tracing": settings.otel_tracing, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.schema_head = migrate.head_revision()

@@ -90,8 +90,10 @@ class DirectPool:
         pool = self._pool or await self._open()
         for observe in self.observers:
             observe(query)
+        # With a connection idle, taking it cannot wait: the timeout's machinery is skipped.
+        timeout = None if pool.get_idle_size() else self._settings.db_pool_timeout
         try:
-            async with pool.acquire(timeout=self._settings.db_pool_timeout) as connection:
+            async with pool.acquire(timeout=timeout) as connection:
                 row: asyncpg.Record | None = await connection.fetchrow(query, *args)
                 return row
         except TimeoutError as exc:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import logging.handlers
 import queue
 import sys
+import threading
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 import orjson
 
@@ -56,23 +58,73 @@ class _Enqueue(logging.handlers.QueueHandler):
         return record
 
 
-class _Writer(logging.handlers.QueueListener):
+class LogWriter:
+    """Writes queued records from a thread of its own, all that are waiting in one write.
+
+    Under load the lines of many requests go out in one system call instead of one each.
+    """
+
+    _BATCH = 512
+
+    def __init__(
+        self,
+        records: queue.SimpleQueue[logging.LogRecord | None],
+        stream: TextIO,
+        formatter: logging.Formatter,
+    ) -> None:
+        self._records = records
+        self._stream = stream
+        self._formatter = formatter
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="crm-log-writer", daemon=True)
+        self._thread.start()
+
     def stop(self) -> None:
-        """Drain and stop; a second call (at exit, after an explicit stop) does nothing."""
+        """Write what is queued and stop; a second call (at exit) does nothing."""
         if self._thread is not None:
-            super().stop()
+            self._records.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            waiting = [self._records.get()]
+            while len(waiting) < self._BATCH:
+                try:
+                    waiting.append(self._records.get_nowait())
+                except queue.Empty:
+                    break
+            lines = []
+            for record in waiting:
+                if record is None:
+                    stopping = True
+                else:
+                    lines.append(self._line(record))
+            if lines:
+                with contextlib.suppress(OSError, ValueError):  # a closed or full stream
+                    self._stream.write("\n".join(lines) + "\n")
+                    self._stream.flush()
+
+    def _line(self, record: logging.LogRecord) -> str:
+        try:
+            return self._formatter.format(record)
+        except Exception:  # a bad record must not stop the writer or lose the others
+            return f"unformattable log record from {record.name}: {record.msg!r}"
 
 
-def configure_logging(level: str, fmt: str) -> logging.handlers.QueueListener:
+def configure_logging(level: str, fmt: str) -> LogWriter:
     """Log lines are written by a thread of their own, so a request never waits on stderr
     (an access-log line per request would otherwise be a blocking write on the event loop)."""
-    handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    listener = _Writer(records, handler)
+    formatter = (
+        JsonFormatter()
+        if fmt == "json"
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+    )
+    records: queue.SimpleQueue[logging.LogRecord | None] = queue.SimpleQueue()
+    listener = LogWriter(records, sys.stderr, formatter)
     listener.start()
     atexit.register(listener.stop)
     # Record fields no line shows: each costs a lookup per record.
