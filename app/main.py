@@ -223,6 +223,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     install_docs(app)
     _install_openapi(app)
 
+    # Innermost (added first): hot routes answer below CORS, the guard and the logs.
+    app.add_middleware(HotRoutes, routes=api.hot_routes)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -233,7 +235,6 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             expose_headers=["ETag", "Location", "Idempotent-Replayed", "X-Request-ID"],
             max_age=600,
         )  # fmt: skip
-    app.add_middleware(HotRoutes, routes=api.hot_routes)
     app.add_middleware(
         RequestGuardMiddleware,
         max_body_bytes=settings.max_body_bytes,

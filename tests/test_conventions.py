@@ -244,3 +244,17 @@ async def test_nul_in_the_url_is_refused(
         "/v1/contacts", headers=workspace.headers, params={"owner_id": "a\x00b"}
     )
     assert_problem(response, 422, "validation_error")
+
+
+async def test_cors_headers_reach_hot_routes(
+    client: httpx.AsyncClient, workspace: WorkspaceHandle
+) -> None:
+    """Hot routes answer below the CORS middleware, like every other route."""
+    created = await client.post("/v1/contacts", headers=workspace.headers, json={"given_name": "C"})
+    response = await client.get(
+        f"/v1/contacts/{created.json()['id']}",
+        headers={**workspace.headers, "Origin": "https://app.example.com"},
+    )
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == "https://app.example.com"
+    assert "ETag" in response.headers["access-control-expose-headers"]

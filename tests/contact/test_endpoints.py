@@ -359,9 +359,11 @@ async def test_reading_a_contact_is_one_statement_with_its_emails_phones_and_ids
     body = read.json()
     assert body == created.json()  # e-mails, phones and ids in their order, as written
     # One statement binds the workspace and reads the contact with everything it shows,
-    # outside an explicit transaction (no BEGIN or COMMIT round trips either).
-    assert len(statements) == 1, statements
-    assert "crm_contact_read" in statements[0]
+    # outside an explicit transaction (no BEGIN or COMMIT round trips either). The API key is
+    # looked up too when the key cache is cold (another test's app may have set its TTL).
+    reads = [s for s in statements if "crm_find_api_key" not in s]
+    assert len(reads) == 1, statements
+    assert "crm_contact_read" in reads[0]
 
 
 async def test_the_database_built_document_is_the_api_schema_on_every_field(
