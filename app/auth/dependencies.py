@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any, Protocol
+from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy import text
@@ -16,15 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth import keys
 from app.auth.scopes import Scope, grants
-from app.db.direct import DirectPool
+from app.db.direct import DirectPool, direct_pool
 from app.db.session import SessionDep, bind_workspace
 from app.kit.errors import Forbidden, Unauthenticated
 
-_FIND_KEY = text(
-    "SELECT id, workspace_id, secret_hash, scopes, expires_at, revoked_at "
-    "FROM crm_find_api_key(:prefix)"
-)
-_FIND_KEY_RAW = (
+# A key is found before any workspace is bound, outside the request's transaction: on the
+# direct pool, whatever the request does next.
+_FIND_KEY = (
     "SELECT id, workspace_id, secret_hash, scopes, expires_at, revoked_at FROM crm_find_api_key($1)"
 )
 _TOUCH_KEYS = text(
@@ -126,15 +123,7 @@ def _bearer_token(request: Request) -> str:
     return token.strip()
 
 
-class KeyRow(Protocol):
-    def __getitem__(self, column: str, /) -> Any: ...
-
-
-# Finds a key's row by its public prefix: through the request's session, or the read pool.
-KeyFinder = Callable[[str], Awaitable[KeyRow | None]]
-
-
-async def _lookup(token: str, find: KeyFinder, cache: KeyCache) -> _CachedKey:
+async def _lookup(token: str, direct: DirectPool, cache: KeyCache) -> _CachedKey:
     digest = keys.digest(token)
     cached = cache.get(digest)
     if cached is not None:
@@ -145,7 +134,7 @@ async def _lookup(token: str, find: KeyFinder, cache: KeyCache) -> _CachedKey:
     future: asyncio.Future[_CachedKey] = asyncio.get_running_loop().create_future()
     cache._in_flight[digest] = future
     try:
-        entry = await _fetch(token, digest, find, cache)
+        entry = await _fetch(token, digest, direct, cache)
     except BaseException as exc:
         future.set_exception(exc)
         future.exception()  # retrieved: waiters may be none
@@ -157,11 +146,11 @@ async def _lookup(token: str, find: KeyFinder, cache: KeyCache) -> _CachedKey:
         cache._in_flight.pop(digest, None)
 
 
-async def _fetch(token: str, digest: str, find: KeyFinder, cache: KeyCache) -> _CachedKey:
+async def _fetch(token: str, digest: str, direct: DirectPool, cache: KeyCache) -> _CachedKey:
     prefix = keys.parse_prefix(token)
     if prefix is None:
         raise Unauthenticated("The API key is malformed")
-    row = await find(prefix)
+    row = await direct.fetchrow(_FIND_KEY, prefix)
     if row is None or not keys.matches(token, row["secret_hash"]):
         raise Unauthenticated("The API key is not valid")
     if row["revoked_at"] is not None:
@@ -179,9 +168,9 @@ async def _fetch(token: str, digest: str, find: KeyFinder, cache: KeyCache) -> _
     return entry
 
 
-async def _resolve(request: Request, find: KeyFinder) -> AuthContext:
+async def _resolve(request: Request) -> AuthContext:
     token = _bearer_token(request)
-    entry = await _lookup(token, find, key_cache)
+    entry = await _lookup(token, direct_pool(request), key_cache)
     if entry.expires_at is not None and entry.expires_at <= datetime.now(UTC):
         raise Unauthenticated("The API key has expired")
     key_usage.mark(entry.context)
@@ -193,24 +182,19 @@ async def authenticate(request: Request, session: AsyncSession) -> AuthContext:
     cached_context = getattr(request.state, "auth", None)
     if isinstance(cached_context, AuthContext):
         return cached_context
-
-    async def find(prefix: str) -> KeyRow | None:
-        row = (await session.execute(_FIND_KEY, {"prefix": prefix})).one_or_none()
-        return None if row is None else row._mapping
-
-    context = await _resolve(request, find)
+    context = await _resolve(request)
     await bind_workspace(session, context.workspace_id)
     # Only once bound: later callers in this request reuse the context and the binding.
     request.state.auth = context
     return context
 
 
-async def authorize_read(request: Request, direct: DirectPool, scope: Scope) -> AuthContext:
+async def authorize_read(request: Request, scope: Scope) -> AuthContext:
     """For the single-statement reads: a valid key holding ``scope``, with no session.
 
     The workspace is not bound here: each read's database function binds it itself.
     """
-    context = await _resolve(request, lambda prefix: direct.fetchrow(_FIND_KEY_RAW, prefix))
+    context = await _resolve(request)
     if not context.has(scope):
         raise Forbidden(f"This needs the '{scope.value}' scope")
     return context
@@ -236,7 +220,7 @@ class ReadAuthenticator:
         self.scope = scope
 
     async def __call__(self, request: Request) -> AuthContext:
-        return await authorize_read(request, request.app.state.database.direct, self.scope)
+        return await authorize_read(request, self.scope)
 
 
 AnyKey = Annotated[AuthContext, Depends(Authenticator())]

@@ -24,6 +24,7 @@ from app.contact.relationship_schemas import Relationship, RelationshipCreate
 from app.contact.relationships import relationship as relationship_service
 from app.contact.service import ContactQuery
 from app.contact.service import contact as contact_service
+from app.db.direct import direct_pool
 from app.db.session import SessionDep
 from app.kit.errors import (
     COMMON_RESPONSES,
@@ -186,8 +187,7 @@ async def _read(
     request: Request, auth: AuthContext, contact_id: uuid.UUID, if_none_match: str | None
 ) -> Response:
     # The hottest read: no session, one statement (app.db.direct), and a hot route below.
-    direct = request.app.state.database.direct
-    version, body = await contact_service.document(direct, auth, contact_id)
+    version, body = await contact_service.document(direct_pool(request), auth, contact_id)
     return conditional_document(body, version=version, if_none_match=if_none_match)
 
 
@@ -195,8 +195,7 @@ async def _hot_read(request: Request, params: Mapping[str, uuid.UUID]) -> Respon
     if_none_match = request.headers.get("if-none-match")
     if if_none_match is not None and len(if_none_match) > IF_NONE_MATCH_MAX_LENGTH:
         return None  # the endpoint's validation answers it (after the key is checked)
-    direct = request.app.state.database.direct
-    auth = await authorize_read(request, direct, Scope.contacts_read)
+    auth = await authorize_read(request, Scope.contacts_read)
     return await _read(request, auth, params["contact_id"], if_none_match)
 
 

@@ -23,15 +23,14 @@ from typing import Any
 import asyncpg
 import orjson
 from sqlalchemy.engine import make_url
+from starlette.requests import Request
 
 from app.config import Settings
+from app.db.engine import json_text, server_settings
 from app.kit.errors import ServiceUnavailable
+from app.kit.problems import unavailable_state
 
 logger = logging.getLogger("crm.db")
-
-# SQLSTATE classes that mean the server or the connection is the problem, not the request:
-# connection exception, operator intervention (shutdown, admin kill, statement timeout).
-_UNAVAILABLE_CLASSES = ("08", "57")
 
 
 def asyncpg_dsn(url: str) -> str:
@@ -39,15 +38,11 @@ def asyncpg_dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def _json_text(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
-
-
 async def _decode_json(connection: asyncpg.Connection) -> None:
     """JSON in and out as Python values, as through the engine (app.db.engine)."""
     for name in ("json", "jsonb"):
         await connection.set_type_codec(
-            name, schema="pg_catalog", encoder=_json_text, decoder=orjson.loads, format="text"
+            name, schema="pg_catalog", encoder=json_text, decoder=orjson.loads, format="text"
         )
 
 
@@ -78,28 +73,25 @@ class DirectPool:
                     reset=_keep_session,
                     init=_decode_json,
                     timeout=settings.db_connect_timeout,
-                    server_settings={
-                        "application_name": "crm",
-                        "statement_timeout": str(settings.db_statement_timeout_ms),
-                    },
+                    server_settings=server_settings(settings),
                 )
             return self._pool
 
     async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
         """One statement in its own implicit transaction; 503 when the database is away."""
-        pool = self._pool or await self._open()
         for observe in self.observers:
             observe(query)
-        # With a connection idle, taking it cannot wait: the timeout's machinery is skipped.
-        timeout = None if pool.get_idle_size() else self._settings.db_pool_timeout
         try:
+            pool = self._pool or await self._open()
+            # With a connection idle, taking it cannot wait: the timeout's machinery is skipped.
+            timeout = None if pool.get_idle_size() else self._settings.db_pool_timeout
             async with pool.acquire(timeout=timeout) as connection:
                 row: asyncpg.Record | None = await connection.fetchrow(query, *args)
                 return row
-        except TimeoutError as exc:
+        except TimeoutError as exc:  # no connection free in time, or none could be opened
             raise ServiceUnavailable("No database connection became free in time") from exc
         except asyncpg.PostgresError as exc:
-            if str(getattr(exc, "sqlstate", ""))[:2] in _UNAVAILABLE_CLASSES:
+            if unavailable_state(getattr(exc, "sqlstate", None)):
                 logger.warning("database unavailable: %s", exc.__class__.__name__)
                 raise ServiceUnavailable() from exc
             raise
@@ -111,3 +103,9 @@ class DirectPool:
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()
+
+
+def direct_pool(request: Request) -> DirectPool:
+    """The direct pool of the service handling ``request``."""
+    pool: DirectPool = request.app.state.database.direct
+    return pool

@@ -15,8 +15,17 @@ from sqlalchemy.ext.asyncio import (
 from app.config import Settings
 
 
-def _json_dumps(value: Any) -> str:
+def json_text(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def server_settings(settings: Settings, application_name: str = "crm") -> dict[str, str]:
+    """Session settings of every connection the service opens (engine and direct pool)."""
+    return {
+        "application_name": application_name,
+        "statement_timeout": str(settings.db_statement_timeout_ms),
+        "idle_in_transaction_session_timeout": "60000",
+    }
 
 
 def create_engine(url: str, settings: Settings, *, application_name: str = "crm") -> AsyncEngine:
@@ -30,15 +39,11 @@ def create_engine(url: str, settings: Settings, *, application_name: str = "crm"
         # whole pool, so the service answers 503 and then recovers by itself.
         pool_pre_ping=False,
         pool_recycle=1800,
-        json_serializer=_json_dumps,
+        json_serializer=json_text,
         json_deserializer=orjson.loads,
         connect_args={
             "timeout": settings.db_connect_timeout,
-            "server_settings": {
-                "application_name": application_name,
-                "statement_timeout": str(settings.db_statement_timeout_ms),
-                "idle_in_transaction_session_timeout": "60000",
-            },
+            "server_settings": server_settings(settings, application_name),
         },
     )
 

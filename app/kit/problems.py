@@ -79,6 +79,12 @@ _STATUS_ERRORS: dict[int, type[CRMError]] = {
 }
 
 
+def unavailable_state(state: str | None) -> bool:
+    """An SQLSTATE that blames the server or the connection, not the request: connection
+    exception (08) or operator intervention (57: shutdown, admin kill, statement timeout)."""
+    return state is not None and state[:2] in {"08", "57"}
+
+
 def _sqlstate(error: sa_exc.DBAPIError) -> str | None:
     original = getattr(error, "orig", None)
     for candidate in (original, getattr(original, "__cause__", None)):
@@ -108,8 +114,7 @@ def database_problem(error: sa_exc.SQLAlchemyError) -> CRMError | None:
             return ValidationFailed("The input contains characters the database cannot store")
         if state in {"40001", "40P01", "55P03"}:
             return Conflict("A concurrent change conflicted with this one; retry the request")
-        if state is not None and state[:2] in {"08", "57"}:
-            # connection exception / operator intervention (shutdown, admin kill)
+        if unavailable_state(state):
             return ServiceUnavailable()
     return None
 

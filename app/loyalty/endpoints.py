@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from app.auth.dependencies import LoyaltyRead, LoyaltyWrite
-from app.db.direct import DirectPool
+from app.db.direct import DirectPool, direct_pool
 from app.db.session import SessionDep
 from app.kit.errors import (
     COMMON_RESPONSES,
@@ -42,8 +42,7 @@ def _alone(request: Request) -> DirectPool | None:
     (its record commits with the request's transaction: both or neither)."""
     if getattr(request.state, "idempotency", None) is not None:
         return None
-    direct: DirectPool = request.app.state.database.direct
-    return direct
+    return direct_pool(request)
 
 
 # -- programmes ------------------------------------------------------------------------------
