@@ -79,7 +79,14 @@ REPLIES = (
 )
 
 
-async def _setup(session: AsyncSession, auth: AuthContext) -> dict[str, uuid.UUID]:
+async def set_up_desk(
+    session: AsyncSession, auth: AuthContext, *, routing_rules: bool = True
+) -> dict[str, uuid.UUID]:
+    """The demo's service desk through the setup service: Bangkok and Ho Chi Minh City office
+    calendars with public holidays, an SLA policy per priority (and one for partners), the
+    queues and, unless asked not to, the routing rules. Ids by key: ``th``, ``vn`` and each
+    queue's key of ``QUEUES``."""
+
     async def make(model: type[Any], schema: type[Any], body: dict[str, Any]) -> uuid.UUID:
         record = await setup_service.create(session, auth, model, parse_input(schema, body))
         return uuid.UUID(str(record.id))
@@ -109,6 +116,8 @@ async def _setup(session: AsyncSession, auth: AuthContext) -> dict[str, uuid.UUI
     })  # fmt: skip
     for key, (name, members) in QUEUES.items():
         ids[key] = await make(CaseQueue, schemas.QueueCreate, {"name": name, "members": members})
+    if not routing_rules:
+        return ids
     rules = (
         ("Refunds to billing", 10, {"subject_keywords": ["refund", "คืนเงิน", "hoàn tiền"],
                                     "queue_id": str(ids["billing"]), "assign_mode": "fixed",
@@ -138,7 +147,7 @@ async def load_cases(
         CRMError: a record the API would refuse.
     """
     rng = random.Random(seed)  # noqa: S311 - demo data, not secrets
-    await _setup(session, auth)
+    await set_up_desk(session, auth)
     complaints, _ = await interaction_service.find(
         session, auth, InteractionQuery(types=["complaint"]), limit=50, cursor=None, sort=None
     )

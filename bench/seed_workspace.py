@@ -55,11 +55,10 @@ from app.auth.scopes import Scope
 from app.case import schemas as case_schemas
 from app.case.business_time import business_minutes_between
 from app.case.service import TRANSITIONS, CaseService, format_number
-from app.case.setup import setup as setup_service
 from app.case.sla import PAUSED_STATUSES, PolicyClock, choose_policy, clock_of, recompute
 from app.contact.relationship_schemas import RelationshipCreate
 from app.db.session import bind_workspace
-from app.demo_cases import QUEUES, TARGETS, THAI_HOLIDAYS, VIETNAM_HOLIDAYS, WEEKDAYS
+from app.demo_cases import QUEUES, TARGETS, set_up_desk
 from app.demo_loyalty import PROGRAMME, REWARDS
 from app.interaction import schemas as interaction_schemas
 from app.interaction.service import _Pending, _row
@@ -72,9 +71,7 @@ from app.loyalty.ledger import Ledger
 from app.loyalty.repository import LoyaltyRepository
 from app.loyalty.service import loyalty as loyalty_service
 from app.models import (
-    BusinessCalendar,
     Case,
-    CaseQueue,
     LoyaltyAccount,
     LoyaltyAllocation,
     LoyaltyEntry,
@@ -779,39 +776,12 @@ class _Desk:
 
 
 async def _set_up_desk(session: AsyncSession, auth: AuthContext) -> _Desk:
-    """Calendars (Bangkok and Ho Chi Minh City office hours with public holidays), an SLA
-    policy per priority and the demo's queues, through the setup service."""
+    """The demo's service desk (``app.demo_cases.set_up_desk``) without its routing rules,
+    and the policies and clocks the case service would read."""
     from app.case.repository import CaseRepository
 
-    async def make(model: type[Any], schema: type[Any], body: dict[str, Any]) -> Any:
-        return await setup_service.create(session, auth, model, parse_input(schema, body))
-
-    bangkok = await make(BusinessCalendar, case_schemas.CalendarCreate, {
-        "name": "Bangkok office", "time_zone": "Asia/Bangkok",
-        "hours": {day: [["08:30", "12:00"], ["13:00", "17:30"]] for day in WEEKDAYS},
-        "holidays": list(THAI_HOLIDAYS),
-    })  # fmt: skip
-    await make(BusinessCalendar, case_schemas.CalendarCreate, {
-        "name": "Ho Chi Minh City office", "time_zone": "Asia/Ho_Chi_Minh",
-        "hours": {**{day: [["08:00", "12:00"], ["13:30", "17:30"]] for day in WEEKDAYS},
-                  "sat": [["08:00", "12:00"]]},
-        "holidays": list(VIETNAM_HOLIDAYS),
-    })  # fmt: skip
-    for priority, first, following, resolution in TARGETS:
-        await make(SlaPolicy, case_schemas.SlaPolicyCreate, {
-            "name": f"{priority.capitalize()} (Bangkok hours)", "priority": priority,
-            "calendar_id": str(bangkok.id), "first_response_minutes": first,
-            "next_response_minutes": following, "resolution_minutes": resolution,
-        })  # fmt: skip
-    await make(SlaPolicy, case_schemas.SlaPolicyCreate, {
-        "name": "Urgent partner issues", "priority": "urgent", "account_type": "distributor",
-        "calendar_id": str(bangkok.id), "first_response_minutes": 15,
-        "resolution_minutes": 120, "warning_percent": 50,
-    })  # fmt: skip
-    queues = {}
-    for key, (name, members) in QUEUES.items():
-        queue = await make(CaseQueue, case_schemas.QueueCreate, {"name": name, "members": members})
-        queues[key] = (queue.id, list(members))
+    ids = await set_up_desk(session, auth, routing_rules=False)
+    queues = {key: (ids[key], list(members)) for key, (_, members) in QUEUES.items()}
     repository = CaseRepository(session)
     policies = {priority: await repository.policies_for(auth.workspace_id, priority)
                 for priority, *_ in TARGETS}  # fmt: skip
