@@ -13,6 +13,7 @@ from app.contact_view.endpoints import router as contact_view_router
 from app.interaction.endpoints import router as interaction_router
 from app.kit.hot import HotRoute
 from app.lead.endpoints import router as lead_router
+from app.loyalty.endpoints import HOT_ROUTES as LOYALTY_HOT_ROUTES
 from app.loyalty.endpoints import router as loyalty_router
 from app.opportunity.commission_endpoints import router as commission_router
 from app.opportunity.commission_endpoints import rules_router as commission_rules_router
@@ -24,8 +25,9 @@ from app.timeline.endpoints import router as timeline_router
 from app.workspace.endpoints import router as workspace_router
 
 router = APIRouter(prefix="/v1")
-# High-volume reads answered before the router (app.kit.hot); each is also an operation above.
-hot_routes: list[HotRoute] = [*CONTACT_HOT_ROUTES]
+# High-volume operations answered before the router (app.kit.hot); each is also an operation
+# below.
+hot_routes: list[HotRoute] = [*CONTACT_HOT_ROUTES, *LOYALTY_HOT_ROUTES]
 router.include_router(workspace_router)
 router.include_router(api_key_router)
 router.include_router(contact_router)

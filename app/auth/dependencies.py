@@ -189,10 +189,11 @@ async def authenticate(request: Request, session: AsyncSession) -> AuthContext:
     return context
 
 
-async def authorize_read(request: Request, scope: Scope) -> AuthContext:
-    """For the single-statement reads: a valid key holding ``scope``, with no session.
+async def authorize(request: Request, scope: Scope) -> AuthContext:
+    """For the single-statement operations (app.db.direct): a valid key holding ``scope``,
+    with no session.
 
-    The workspace is not bound here: each read's database function binds it itself.
+    The workspace is not bound here: each operation's database function binds it itself.
     """
     context = await _resolve(request)
     if not context.has(scope):
@@ -220,7 +221,7 @@ class ReadAuthenticator:
         self.scope = scope
 
     async def __call__(self, request: Request) -> AuthContext:
-        return await authorize_read(request, self.scope)
+        return await authorize(request, self.scope)
 
 
 AnyKey = Annotated[AuthContext, Depends(Authenticator())]

@@ -14,7 +14,7 @@ from app.auth.dependencies import (
     ContactsRead,
     ContactsReadNoSession,
     ContactsWrite,
-    authorize_read,
+    authorize,
 )
 from app.auth.scopes import Scope
 from app.contact import schemas
@@ -195,7 +195,7 @@ async def _hot_read(request: Request, params: Mapping[str, uuid.UUID]) -> Respon
     if_none_match = request.headers.get("if-none-match")
     if if_none_match is not None and len(if_none_match) > IF_NONE_MATCH_MAX_LENGTH:
         return None  # the endpoint's validation answers it (after the key is checked)
-    auth = await authorize_read(request, Scope.contacts_read)
+    auth = await authorize(request, Scope.contacts_read)
     return await _read(request, auth, params["contact_id"], if_none_match)
 
 

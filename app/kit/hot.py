@@ -1,4 +1,4 @@
-"""Hot routes: a few high-volume reads answered before the framework's router.
+"""Hot routes: a few high-volume operations answered before the framework's router.
 
 FastAPI matches a request by walking every included router, re-checking each one's routes
 on the way, and then solves the endpoint's dependencies: on a by-id read that answers from
@@ -8,19 +8,23 @@ errors and documentation stay those of the endpoint (``tests/test_conventions.py
 each hot route is also a documented operation).
 
 A request a hot route cannot answer exactly as the endpoint would (a malformed id, an
-oversized header) is not claimed: it falls through to the framework, which validates it.
+oversized header, a body its schema refuses) is not claimed: it falls through to the
+framework, which validates it, and is handed the body the hot route read, as it arrived.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.kit.errors import CRMError
 from app.kit.problems import problem_response
@@ -30,6 +34,16 @@ _UUID = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]
 _PARAMETER = re.compile(r"\{([a-z_]+)\}")
 
 Handler = Callable[[Request, Mapping[str, uuid.UUID]], Awaitable[Response | None]]
+Body = TypeVar("Body", bound=BaseModel)
+
+
+async def parse_body(request: Request, schema: type[Body]) -> Body | None:
+    """The JSON body as the endpoint's ``schema``, parsed as the framework parses it; None
+    for anything the framework would refuse (it answers that, once the route falls through)."""
+    try:
+        return schema.model_validate(json.loads(await request.body()))
+    except (ValueError, RecursionError):  # pydantic's ValidationError is a ValueError
+        return None
 
 
 @dataclass(frozen=True)
@@ -69,30 +83,52 @@ class HotRoutes:
         if scope["type"] == "http":
             for route in self.routes:
                 params = route.match(scope)
-                if params is None:
-                    continue
-                if await self._answer(route, params, scope, receive, send):
+                if params is not None:
+                    await self._answer(route, params, scope, receive, send)
                     return
-                break
         await self.app(scope, receive, send)
 
-    @staticmethod
     async def _answer(
+        self,
         route: HotRoute,
         params: dict[str, uuid.UUID],
         scope: Scope,
         receive: Receive,
         send: Send,
-    ) -> bool:
-        request = Request(scope, receive)
+    ) -> None:
+        received = _Recorded(receive)
+        request = Request(scope, received)
         try:
             response = await route.handler(request, params)
         except CRMError as error:
             response = problem_response(error)
         if response is None:
-            return False
+            await self.app(scope, received.replay(), send)
+            return
         # What the router would have recorded, for access logs and metrics by route.
         scope["route"] = route
         scope["path_params"] = {name: str(value) for name, value in params.items()}
         await response(scope, receive, send)
-        return True
+
+
+class _Recorded:
+    """``receive``, keeping the body's messages so that a route falling through can hand the
+    framework the request as it arrived."""
+
+    def __init__(self, receive: Receive) -> None:
+        self.receive = receive
+        self.messages: list[Message] = []
+
+    async def __call__(self) -> Message:
+        message = await self.receive()
+        if message["type"] == "http.request":
+            self.messages.append(message)
+        return message
+
+    def replay(self) -> Receive:
+        pending = list(self.messages)
+
+        async def receive() -> Message:
+            return pending.pop(0) if pending else await self.receive()
+
+        return receive

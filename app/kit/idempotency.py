@@ -25,6 +25,7 @@ from app.db.session import SessionDep
 from app.kit.errors import IdempotencyKeyInFlight, IdempotencyKeyReused
 from app.models import IdempotencyKey
 
+IDEMPOTENCY_KEY = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 # Response headers worth replaying; the rest (date, request id) describe the new response.
 _KEPT_HEADERS = ("content-type", "location", "etag")
@@ -74,7 +75,7 @@ async def idempotency_guard(
     idempotency_key: Annotated[
         str | None,
         Header(
-            alias="Idempotency-Key",
+            alias=IDEMPOTENCY_KEY,
             min_length=1,
             max_length=255,
             description="Makes a retried POST safe: the same key and body within 24 hours "

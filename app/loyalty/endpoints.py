@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from app.auth.dependencies import LoyaltyRead, LoyaltyWrite
+from app.auth.dependencies import LoyaltyRead, LoyaltyWrite, authorize
+from app.auth.scopes import Scope
 from app.db.direct import DirectPool, direct_pool
 from app.db.session import SessionDep
 from app.kit.errors import (
@@ -17,7 +19,9 @@ from app.kit.errors import (
     NotFound,
     PreconditionFailed,
 )
+from app.kit.hot import HotRoute, parse_body
 from app.kit.http import Cursor, IfMatch, IfNoneMatch, Limit, conditional_get, json_response
+from app.kit.idempotency import IDEMPOTENCY_KEY
 from app.kit.pagination import DEFAULT_LIMIT, Page
 from app.kit.routing import UnitOfWorkRoute
 from app.loyalty import schemas
@@ -43,6 +47,24 @@ def _alone(request: Request) -> DirectPool | None:
     if getattr(request.state, "idempotency", None) is not None:
         return None
     return direct_pool(request)
+
+
+def _entry_created(account_id: uuid.UUID, body: schemas.EntryResult, *, created: bool) -> Response:
+    return json_response(
+        body,
+        status_code=201 if created else 200,
+        headers={"Location": f"/v1/loyalty/accounts/{account_id}/entries/{body.entry.id}"},
+    )
+
+
+def _redemption_made(
+    account_id: uuid.UUID, body: schemas.RedemptionResult, *, created: bool
+) -> Response:
+    return json_response(
+        body,
+        status_code=201 if created else 200,
+        headers={"Location": f"/v1/loyalty/accounts/{account_id}/redemptions/{body.id}"},
+    )
 
 
 # -- programmes ------------------------------------------------------------------------------
@@ -271,18 +293,32 @@ async def create_entry(
     a 409 `insufficient_points`. A known `reference` returns the recorded entry with 200; the
     same reference with other values is a 409 `reference_reused`.
     """
-    entry, account, created = await loyalty_service.post_entry(
-        session, auth, account_id, data, alone=_alone(request)
-    )
+    alone = _alone(request)
+    if alone is not None:
+        result = await loyalty_service.post_entry_alone(alone, auth, account_id, data)
+        if result is not None:
+            return _entry_created(account_id, result, created=True)
+    entry, account, created = await loyalty_service.post_entry(session, auth, account_id, data)
     body = schemas.EntryResult(
         entry=loyalty_service.entry_schema(entry),
         account=await loyalty_service.account_schema(session, auth, account),
     )
-    return json_response(
-        body,
-        status_code=201 if created else 200,
-        headers={"Location": f"/v1/loyalty/accounts/{account_id}/entries/{entry.id}"},
-    )
+    return _entry_created(account_id, body, created=created)
+
+
+async def _hot_entry(request: Request, params: Mapping[str, uuid.UUID]) -> Response | None:
+    # Only the plain case, without the session's transaction; anything else (an
+    # Idempotency-Key, a reference, a body the schema refuses, an account with a lot due)
+    # is left to the endpoint, which answers it as always.
+    if IDEMPOTENCY_KEY in request.headers:
+        return None
+    data = await parse_body(request, schemas.EntryCreate)
+    if data is None or data.reference is not None:
+        return None
+    auth = await authorize(request, Scope.loyalty_write)
+    account_id = params["account_id"]
+    result = await loyalty_service.post_entry_alone(direct_pool(request), auth, account_id, data)
+    return None if result is None else _entry_created(account_id, result, created=True)
 
 
 # -- redemptions -----------------------------------------------------------------------------
@@ -336,18 +372,30 @@ async def redeem(
     its validity or inactive a 409 `reward_unavailable`; a member below the reward's
     minimum tier a 409 `tier_too_low`. Stock and points change in one transaction.
     """
-    redemption, account, created = await loyalty_service.redeem(
-        session, auth, account_id, data, alone=_alone(request)
-    )
+    alone = _alone(request)
+    if alone is not None:
+        result = await loyalty_service.redeem_alone(alone, auth, account_id, data)
+        if result is not None:
+            return _redemption_made(account_id, result, created=True)
+    redemption, account, created = await loyalty_service.redeem(session, auth, account_id, data)
     body = schemas.RedemptionResult(
         **loyalty_service.redemption_schema(redemption).model_dump(),
         account=await loyalty_service.account_schema(session, auth, account),
     )
-    return json_response(
-        body,
-        status_code=201 if created else 200,
-        headers={"Location": f"/v1/loyalty/accounts/{account_id}/redemptions/{redemption.id}"},
-    )
+    return _redemption_made(account_id, body, created=created)
+
+
+async def _hot_redemption(request: Request, params: Mapping[str, uuid.UUID]) -> Response | None:
+    # As _hot_entry: the plain case only.
+    if IDEMPOTENCY_KEY in request.headers:
+        return None
+    data = await parse_body(request, schemas.RedemptionCreate)
+    if data is None or data.reference is not None or data.points is None:
+        return None
+    auth = await authorize(request, Scope.loyalty_write)
+    account_id = params["account_id"]
+    result = await loyalty_service.redeem_alone(direct_pool(request), auth, account_id, data)
+    return None if result is None else _redemption_made(account_id, result, created=True)
 
 
 @router.get(
@@ -450,3 +498,9 @@ async def update_reward(
     """Change a reward (merge patch); `active: false` withdraws it."""
     reward = await loyalty_service.update_reward(session, auth, reward_id, patch, if_match=if_match)
     return json_response(loyalty_service.reward_schema(reward), version=reward.version)
+
+
+HOT_ROUTES = [
+    HotRoute("POST", "/v1/loyalty/accounts/{account_id}/entries", _hot_entry),
+    HotRoute("POST", "/v1/loyalty/accounts/{account_id}/redemptions", _hot_redemption),
+]

@@ -84,6 +84,58 @@ class _Fields:
             raise AttributeError(name) from None
 
 
+def _write_values(
+    workspace_id: uuid.UUID,
+    account_id: uuid.UUID,
+    kind: str,
+    points: int,
+    reason: str | None,
+    api_key_id: uuid.UUID | None,
+    details: dict[str, Any],
+    entry_id: uuid.UUID,
+    redemption_id: uuid.UUID | None,
+) -> dict[str, Any]:
+    # In the function's parameter order (_WRITE_ALONE binds them by position).
+    return {
+        "workspace_id": workspace_id,
+        "account_id": account_id,
+        "kind": kind,
+        "points": points,
+        "reason": reason,
+        "api_key_id": api_key_id,
+        "details": details,
+        "entry_id": entry_id,
+        "lot_id": uuid7() if points > 0 else None,
+        "redemption_id": redemption_id,
+        "event_id": uuid7(),
+        "tier_event_id": uuid7(),
+    }
+
+
+async def write_alone(
+    pool: DirectPool,
+    workspace_id: uuid.UUID,
+    account_id: uuid.UUID,
+    *,
+    kind: str,
+    points: int,
+    reason: str | None,
+    api_key_id: uuid.UUID | None,
+    details: dict[str, Any],
+    entry_id: uuid.UUID,
+    redemption_id: uuid.UUID | None,
+) -> Any:
+    """``LoyaltyRepository.write`` as a transaction of its own on ``pool``, committed when it
+    returns: for a caller that has written nothing else and needs no atomicity with what it
+    writes next (the function binds the workspace itself)."""
+    values = _write_values(
+        workspace_id, account_id, kind, points, reason, api_key_id, details, entry_id,
+        redemption_id,
+    )  # fmt: skip
+    record = await pool.fetchrow(_WRITE_ALONE, *values.values())
+    return None if record is None else _Fields(record)
+
+
 class LoyaltyRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -353,33 +405,14 @@ class LoyaltyRepository:
         details: dict[str, Any],
         entry_id: uuid.UUID,
         redemption_id: uuid.UUID | None,
-        alone: DirectPool | None = None,
     ) -> Any:
         """Lock the account and, unless a lot of it is due, write ``points`` (positive: a new
         lot; negative: spent from available lots) with its entry, allocations, redemption,
-        events and tier, in one statement; None without such an account.
-
-        With ``alone``, the statement is a transaction of its own on that pool, committed
-        when it returns: for a caller whose own transaction has written nothing yet and that
-        needs no atomicity with what it writes next.
-        """
-        values = {
-            "workspace_id": workspace_id,
-            "account_id": account_id,
-            "kind": kind,
-            "points": points,
-            "reason": reason,
-            "api_key_id": api_key_id,
-            "details": details,
-            "entry_id": entry_id,
-            "lot_id": uuid7() if points > 0 else None,
-            "redemption_id": redemption_id,
-            "event_id": uuid7(),
-            "tier_event_id": uuid7(),
-        }
-        if alone is not None:
-            record = await alone.fetchrow(_WRITE_ALONE, *values.values())
-            return None if record is None else _Fields(record)
+        events and tier, in one statement; None without such an account."""
+        values = _write_values(
+            workspace_id, account_id, kind, points, reason, api_key_id, details, entry_id,
+            redemption_id,
+        )  # fmt: skip
         return (await self.session.execute(_WRITE, values)).first()
 
     async def spendable_lots(

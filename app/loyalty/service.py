@@ -55,7 +55,7 @@ from app.loyalty.exceptions import (
     TierTooLow,
 )
 from app.loyalty.ledger import Ledger
-from app.loyalty.repository import LoyaltyRepository
+from app.loyalty.repository import LoyaltyRepository, write_alone
 from app.models import (
     LoyaltyAccount,
     LoyaltyEntry,
@@ -70,6 +70,8 @@ from app.models import (
 ID_SORT = {"id": SortField(LoyaltyProgram.id, lambda value: uuid.UUID(str(value)))}
 OLDEST_FIRST = Sort(name="id", descending=False)
 NEWEST_FIRST = Sort(name="id", descending=True)
+# The details of an entry made through POST …/entries.
+_MANUAL = {"source": "manual"}
 ENTRY_SORT = {"recorded_at": SortField(LoyaltyEntry.recorded_at, parse_datetime)}
 
 
@@ -684,16 +686,10 @@ class LoyaltyService:
         reason: str | None,
         details: dict[str, Any],
         redemption_id: uuid.UUID | None = None,
-        alone: DirectPool | None = None,
     ) -> tuple[LoyaltyEntry, LoyaltyAccount] | None:
         """Write ``points`` (positive: a new lot; negative: spent) in one statement. None when
         the account has a lot due or a debt: the caller, holding the account's row from now
-        on (unless ``alone``), takes the general path.
-
-        ``alone``: the statement is a transaction of its own on that pool (see
-        ``LoyaltyRepository.write``), so the account's row is not held until the caller's
-        transaction ends. Only for a caller whose transaction has written nothing and does
-        not need to undo the write if it fails later (a request without Idempotency-Key).
+        on, takes the general path.
 
         Raises:
             AccountNotFound: no such account.
@@ -712,8 +708,64 @@ class LoyaltyService:
             details=details,
             entry_id=entry_id,
             redemption_id=redemption_id,
-            alone=alone,
         )
+        written = self._as_entry(auth, account_id, row, entry_id, kind, points, reason,
+                                 redemption_id)  # fmt: skip
+        if written is None:
+            return None
+        entry, view = written
+        session.info.setdefault(_VIEWS, {})[account_id] = (row.version, view)
+        return entry, self._as_written(session, auth.workspace_id, account_id, row)
+
+    async def _write_alone(
+        self,
+        pool: DirectPool,
+        auth: AuthContext,
+        account_id: uuid.UUID,
+        *,
+        kind: str,
+        points: int,
+        reason: str | None,
+        details: dict[str, Any],
+        redemption_id: uuid.UUID | None = None,
+    ) -> tuple[LoyaltyEntry, schemas.Account] | None:
+        """``_write_at_once`` as a transaction of its own on ``pool`` (see
+        ``app.loyalty.repository.write_alone``): the account's row is held for that statement
+        and its commit only. None when the account needs the general path (nothing written).
+
+        Raises:
+            AccountNotFound: no such account.
+            InsufficientPoints: fewer available points than spent; nothing is written.
+        """
+        entry_id = uuid7()
+        row = await write_alone(
+            pool,
+            auth.workspace_id,
+            account_id,
+            kind=kind,
+            points=points,
+            reason=reason,
+            api_key_id=auth.api_key_id,
+            details=details,
+            entry_id=entry_id,
+            redemption_id=redemption_id,
+        )
+        return self._as_entry(auth, account_id, row, entry_id, kind, points, reason,
+                              redemption_id)  # fmt: skip
+
+    @staticmethod
+    def _as_entry(
+        auth: AuthContext,
+        account_id: uuid.UUID,
+        row: Any,
+        entry_id: uuid.UUID,
+        kind: str,
+        points: int,
+        reason: str | None,
+        redemption_id: uuid.UUID | None,
+    ) -> tuple[LoyaltyEntry, schemas.Account] | None:
+        """The entry a one-statement write made and the account as it left it, from the
+        function's row; None when it wrote nothing (a lot due or a debt)."""
         if row is None:
             raise AccountNotFound()
         if row.outcome == "insufficient":
@@ -721,7 +773,6 @@ class LoyaltyService:
         if row.outcome != "written":
             return None
         now = row.recorded_at
-        account = self._as_written(session, auth.workspace_id, account_id, row)
         entry = LoyaltyEntry(
             workspace_id=auth.workspace_id,
             id=entry_id,
@@ -782,8 +833,7 @@ class LoyaltyService:
             updated_at=row.updated_at,
             version=row.version,
         )
-        session.info.setdefault(_VIEWS, {})[account_id] = (row.version, view)
-        return entry, account
+        return entry, view
 
     @staticmethod
     def _as_written(
@@ -810,14 +860,39 @@ class LoyaltyService:
         account = await self.get_account(session, auth, account_id)
         return account.program_id
 
+    async def post_entry_alone(
+        self, pool: DirectPool, auth: AuthContext, account_id: uuid.UUID, data: schemas.EntryCreate
+    ) -> schemas.EntryResult | None:
+        """``post_entry`` for an entry without ``reference``, as one statement committed on
+        ``pool`` on its own (see ``_write_alone``): for a request with nothing else to commit
+        with it (no Idempotency-Key). None when it must take ``post_entry`` (nothing written).
+
+        Raises:
+            AccountNotFound: no such account.
+            InsufficientPoints: a negative adjust beyond the available points.
+        """
+        if data.reference is not None:
+            return None
+        written = await self._write_alone(
+            pool,
+            auth,
+            account_id,
+            kind=data.kind,
+            points=data.points,
+            reason=data.reason,
+            details=dict(_MANUAL),
+        )
+        if written is None:
+            return None
+        entry, view = written
+        return schemas.EntryResult(entry=self.entry_schema(entry), account=view)
+
     async def post_entry(
         self,
         session: AsyncSession,
         auth: AuthContext,
         account_id: uuid.UUID,
         data: schemas.EntryCreate,
-        *,
-        alone: DirectPool | None = None,
     ) -> tuple[LoyaltyEntry, LoyaltyAccount, bool]:
         """A manual earn (available at once, expiring per the programme) or an adjust
         (positive: a new lot; negative: spends available points). ``(entry, account, created)``;
@@ -836,8 +911,7 @@ class LoyaltyService:
                 kind=data.kind,
                 points=data.points,
                 reason=data.reason,
-                details={"source": "manual"},
-                alone=alone,
+                details=dict(_MANUAL),
             )
             if written is not None:
                 return written[0], written[1], True
@@ -856,7 +930,7 @@ class LoyaltyService:
                 ):  # fmt: skip
                     raise ReferenceReused(known.id)
                 return known, account, False
-        details = {"source": "manual"}
+        details = dict(_MANUAL)
         if data.points > 0:
             entry = await ledger.earn(
                 account,
@@ -881,14 +955,72 @@ class LoyaltyService:
         await self._after_write(session, auth.workspace_id, account, [entry])
         return entry, account, True
 
+    async def redeem_alone(
+        self,
+        pool: DirectPool,
+        auth: AuthContext,
+        account_id: uuid.UUID,
+        data: schemas.RedemptionCreate,
+    ) -> schemas.RedemptionResult | None:
+        """``redeem`` for points without ``reference`` (no reward), as one statement
+        committed on ``pool`` on its own (see ``_write_alone``): for a request with nothing
+        else to commit with it. None when it must take ``redeem`` (nothing written).
+
+        Raises:
+            AccountNotFound: no such account.
+            InsufficientPoints: not enough available points.
+        """
+        if data.reference is not None or data.points is None:
+            return None
+        redemption_id = uuid7()
+        written = await self._write_alone(
+            pool,
+            auth,
+            account_id,
+            kind="redeem",
+            points=-data.points,
+            reason=data.reason,
+            details={},
+            redemption_id=redemption_id,
+        )
+        if written is None:
+            return None
+        entry, view = written
+        redemption = self._plain_redemption(auth, redemption_id, entry, data.points, data.reason)
+        return schemas.RedemptionResult(
+            **self.redemption_schema(redemption).model_dump(), account=view
+        )
+
+    @staticmethod
+    def _plain_redemption(
+        auth: AuthContext,
+        redemption_id: uuid.UUID,
+        entry: LoyaltyEntry,
+        points: int,
+        reason: str | None,
+    ) -> LoyaltyRedemption:
+        """The redemption a one-statement write recorded with ``entry``."""
+        return LoyaltyRedemption(
+            workspace_id=auth.workspace_id,
+            id=redemption_id,
+            account_id=entry.account_id,
+            reward_id=None,
+            points=points,
+            status="completed",
+            entry_id=entry.id,
+            reversal_entry_id=None,
+            reference=None,
+            reason=reason,
+            created_at=entry.recorded_at,
+            reversed_at=None,
+        )
+
     async def redeem(
         self,
         session: AsyncSession,
         auth: AuthContext,
         account_id: uuid.UUID,
         data: schemas.RedemptionCreate,
-        *,
-        alone: DirectPool | None = None,
     ) -> tuple[LoyaltyRedemption, LoyaltyAccount, bool]:
         """Spend points, or buy a reward (stock and points in one transaction).
 
@@ -911,24 +1043,10 @@ class LoyaltyService:
                 reason=data.reason,
                 details={},
                 redemption_id=redemption_id,
-                alone=alone,
             )
             if written is not None:
                 entry, account = written
-                made = LoyaltyRedemption(
-                    workspace_id=auth.workspace_id,
-                    id=redemption_id,
-                    account_id=account_id,
-                    reward_id=None,
-                    points=data.points,
-                    status="completed",
-                    entry_id=entry.id,
-                    reversal_entry_id=None,
-                    reference=None,
-                    reason=data.reason,
-                    created_at=entry.recorded_at,
-                    reversed_at=None,
-                )
+                made = self._plain_redemption(auth, redemption_id, entry, data.points, data.reason)
                 return made, account, True
         if data.reference is not None:
             program_id = await self._program_of(session, auth, account_id)
