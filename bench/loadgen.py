@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -165,13 +165,19 @@ async def _read_chunked(reader: asyncio.StreamReader) -> None:
         await reader.readexactly(size + 2)
 
 
-async def _connection(target: Target, recorder: _Recorder, stop_at: float) -> None:
+async def _connection(
+    targets: Sequence[Target], offset: int, recorder: _Recorder, stop_at: float
+) -> None:
+    """Sends the targets' requests in turn, from ``offset`` on, one at a time."""
     clock = time.perf_counter
-    request = target.request
+    requests = [target.request for target in targets]
+    target = targets[0]
+    index = offset
     reader: asyncio.StreamReader | None = None
     writer: asyncio.StreamWriter | None = None
     try:
         while clock() < stop_at:
+            request = requests[index % len(requests)]
             if writer is None or reader is None:
                 try:
                     reader, writer = await asyncio.open_connection(target.host, target.port)
@@ -201,6 +207,7 @@ async def _connection(target: Target, recorder: _Recorder, stop_at: float) -> No
                 reader = writer = None
                 continue
             recorder.response(started, clock(), status)
+            index += 1
             if closes:
                 writer.close()
                 reader = writer = None
@@ -244,15 +251,21 @@ def _summarise(
 
 
 async def run_load(
-    target: Target,
+    target: Target | Sequence[Target],
     *,
     connections: int = 16,
     duration: float = 10.0,
     warmup: float = 2.0,
     on_window_start: Hook | None = None,
     on_window_end: Hook | None = None,
+    align: int = 1,
 ) -> LoadResult:
     """Drive ``target`` with ``connections`` closed-loop connections.
+
+    Several targets (on one server) are sent in turn by each connection, the connections
+    starting at evenly spaced points of the list (each rounded down to a multiple of
+    ``align``: with requests in pairs, 2 starts every connection at a pair's first), so that
+    the whole list is in play at once. A request that failed is sent again.
 
     ``on_window_start`` and ``on_window_end`` run on the event loop when the measured window
     opens and closes, so a caller can sample server-side counters (CPU time) over exactly the
@@ -279,9 +292,16 @@ async def run_load(
 
     loop.call_later(warmup, window_opens)
     loop.call_later(warmup + duration, window_closes)
+    targets = [target] if isinstance(target, Target) else list(target)
+    if not targets or len({(t.host, t.port) for t in targets}) != 1:
+        raise ValueError("the targets must be one or more requests to one server")
     tasks = [
-        asyncio.create_task(_connection(target, recorder, window_end)) for _ in range(connections)
-    ]
+        asyncio.create_task(
+            _connection(targets, i * len(targets) // connections // align * align, recorder,
+                        window_end)
+        )
+        for i in range(connections)
+    ]  # fmt: skip
     # Requests in flight when the window closes are abandoned rather than awaited for long:
     # a server that stalls must not stall the benchmark.
     _done, pending = await asyncio.wait(tasks, timeout=warmup + duration + 5.0)
@@ -293,7 +313,7 @@ async def run_load(
     client_cpu = (cpu["end"] - cpu["start"]) / duration
     return _summarise(
         "asyncio",
-        target.url,
+        targets[0].url if len(targets) == 1 else f"{targets[0].url} and {len(targets) - 1} more",
         connections,
         warmup,
         duration,
