@@ -69,6 +69,16 @@ INVARIANTS = {
             OR (l.state = 'available' AND l.remaining > 0 AND l.expires_at IS NOT NULL
                 AND (a.next_due_at IS NULL OR l.expires_at < a.next_due_at))))
     """,
+    "a kept qualifying total is the window's sum while it is exact": """
+        SELECT a.id FROM loyalty_accounts a JOIN loyalty_programs p ON p.id = a.program_id
+        WHERE a.workspace_id = :w AND a.qualifying_until > now()
+          AND a.qualifying_program_version = p.version
+          AND a.qualifying IS DISTINCT FROM COALESCE((
+              SELECT sum(CASE WHEN p.tier_basis = 'spend' THEN e.qualifying_spend_minor
+                              ELSE e.qualifying_points END)
+              FROM loyalty_entries e WHERE e.account_id = a.id
+                AND e.qualifies_at > now() - make_interval(months => p.tier_window_months)), 0)
+    """,
     "tier is the tier the ledger earns": """
         SELECT a.id FROM loyalty_accounts a JOIN loyalty_programs p ON p.id = a.program_id
         WHERE a.workspace_id = :w AND a.tier_id IS DISTINCT FROM (

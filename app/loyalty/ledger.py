@@ -109,6 +109,8 @@ class Ledger:
     ) -> LoyaltyEntry:
         account.version += 1
         account.updated_at = self.now
+        # The kept qualifying total is not maintained here: the next plain write sums it.
+        account.qualifying_until = None
         account.available += available_change
         account.pending += pending_change
         account.balance = account.available + account.pending

@@ -123,6 +123,13 @@ class LoyaltyAccount(WorkspaceScopedMixin, TimestampedMixin, Base):
     # before this time; NULL: none ever will. It may be earlier than the true time (settling
     # then finds nothing and moves it on), never later: a write settles only once it is past.
     next_due_at: Mapped[datetime | None]
+    # The sum of the qualifying entries in the programme's tier window, exact until
+    # ``qualifying_until`` (when the oldest of them leaves the window) for the programme at
+    # ``qualifying_program_version``; NULL: unknown, summed by the next plain write (see
+    # migration 0014_loyalty_qualifying).
+    qualifying: Mapped[int | None] = mapped_column(BigInteger)
+    qualifying_until: Mapped[datetime | None]
+    qualifying_program_version: Mapped[int | None] = mapped_column(BigInteger)
 
     __table_args__ = (
         # The last line of defence against spending points that are not there.

@@ -149,6 +149,30 @@ async def backdate(engine: AsyncEngine, sql: str, **params: Any) -> None:
         await connection.execute(text(sql), params)
 
 
+async def age_entries(engine: AsyncEngine, account_id: str, months: int) -> None:
+    """Let ``months`` pass for an account's qualifying history: its entries' qualifying times
+    and the time its kept qualifying total stays exact move back together. The ledger refuses
+    updates, so the owner lifts the trigger inside one transaction; nobody else ever sees it
+    lifted."""
+    async with engine.begin() as connection:
+        await connection.execute(text("ALTER TABLE loyalty_entries DISABLE TRIGGER append_only"))
+        await connection.execute(
+            text(
+                "UPDATE loyalty_entries SET qualifies_at = qualifies_at "
+                "- make_interval(months => :m) WHERE account_id = :a"
+            ),
+            {"m": months, "a": uuid.UUID(account_id)},
+        )
+        await connection.execute(text("ALTER TABLE loyalty_entries ENABLE TRIGGER append_only"))
+        await connection.execute(
+            text(
+                "UPDATE loyalty_accounts SET qualifying_until = qualifying_until "
+                "- make_interval(months => :m) WHERE id = :a"
+            ),
+            {"m": months, "a": uuid.UUID(account_id)},
+        )
+
+
 async def run_sweep(database: Any, ws: WorkspaceHandle) -> int:
     from app.jobs.registry import periodic_job
     from app.jobs.runner import run_once

@@ -15,6 +15,7 @@ from app.db.session import Database
 from tests.conftest import WorkspaceHandle
 from tests.loyalty.helpers import (
     account,
+    age_entries,
     backdate,
     check_invariants,
     earn,
@@ -229,21 +230,6 @@ async def test_cancelling_or_deleting_a_purchase_takes_its_points_back(
     await check_invariants(owner_engine, workspace)
 
 
-async def _age_entries(engine: AsyncEngine, account_id: str, months: int) -> None:
-    """Move an account's qualifying history back in time. The ledger refuses updates, so the
-    owner lifts the trigger inside one transaction; nobody else ever sees it lifted."""
-    async with engine.begin() as connection:
-        await connection.execute(text("ALTER TABLE loyalty_entries DISABLE TRIGGER append_only"))
-        await connection.execute(
-            text(
-                "UPDATE loyalty_entries SET qualifies_at = qualifies_at "
-                "- make_interval(months => :m) WHERE account_id = :a"
-            ),
-            {"m": months, "a": uuid.UUID(account_id)},
-        )
-        await connection.execute(text("ALTER TABLE loyalty_entries ENABLE TRIGGER append_only"))
-
-
 TIERS: list[dict[str, Any]] = [
     {"name": "Silver", "threshold": 100, "benefits": "Free delivery"},
     {"name": "Gold", "threshold": 500, "earn_multiplier": "1.25"},
@@ -273,7 +259,7 @@ async def test_tier_follows_the_ledger_and_the_window(
     await purchase_now(client, workspace, contact_id, thb("10000.00"))
     assert (await account(client, workspace, account_id))["tier"]["name"] == "Gold"
     # A year on, the window has moved past all of it: the sweep downgrades, once.
-    await _age_entries(owner_engine, account_id, 13)
+    await age_entries(owner_engine, account_id, 13)
     assert await run_sweep(database, workspace) == 1
     assert await run_sweep(database, workspace) == 0
     state = await account(client, workspace, account_id)
