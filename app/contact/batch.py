@@ -46,12 +46,21 @@ class BatchService:
                 for system, value in item.external_ids.items()
             ],
         )
+        # Every item's owner at once (two statements, not two per item); what the batch
+        # writes is added as it goes, so a later item finds a contact an earlier one made.
+        id_owners = await repository.external_id_owners(auth.workspace_id, [
+            pair for item in batch.items for pair in item.external_ids.items()
+        ])  # fmt: skip
+        email_owners = await repository.email_owners(
+            auth.workspace_id, [email.email for item in batch.items for email in item.emails]
+        )
         for index, item in enumerate(batch.items):
             try:
                 async with session.begin_nested():
-                    existing = await self._match(repository, auth, item)
+                    existing = self._match(item, id_owners, email_owners)
                     if existing is None:
                         created = await contact_service.create(session, auth, item)
+                        written = created.id
                         results.append(schemas.BatchItemResult(
                             index=index, status="created", id=created.id
                         ))  # fmt: skip
@@ -59,6 +68,7 @@ class BatchService:
                         current = await contact_service.get(session, auth, existing)
                         patch = self._as_patch(item, current, region)
                         updated = await contact_service.update(session, auth, existing, patch)
+                        written = updated.id
                         results.append(schemas.BatchItemResult(
                             index=index, status="updated", id=updated.id
                         ))  # fmt: skip
@@ -66,6 +76,9 @@ class BatchService:
                 results.append(schemas.BatchItemResult(
                     index=index, status="error", error=exc.problem()
                 ))  # fmt: skip
+                continue
+            id_owners.update((pair, written) for pair in item.external_ids.items())
+            email_owners.update((email.email, written) for email in item.emails)
         summary = schemas.BatchResult(
             results=results,
             created=sum(1 for r in results if r.status == "created"),
@@ -80,18 +93,19 @@ class BatchService:
         return summary
 
     @staticmethod
-    async def _match(
-        repository: ContactRepository, auth: AuthContext, item: schemas.ContactCreate
+    def _match(
+        item: schemas.ContactCreate,
+        id_owners: dict[tuple[str, str], uuid.UUID],
+        email_owners: dict[str, uuid.UUID],
     ) -> uuid.UUID | None:
-        pairs = list(item.external_ids.items())
-        owners = await repository.external_id_owners(auth.workspace_id, pairs)
-        for pair in pairs:
-            if pair in owners:
-                return owners[pair]
-        emails = await repository.email_owners(auth.workspace_id, [e.email for e in item.emails])
+        """The contact an item updates: the owner of its first known external id, else of
+        its first known e-mail; None creates one."""
+        for pair in item.external_ids.items():
+            if pair in id_owners:
+                return id_owners[pair]
         for email in item.emails:
-            if email.email in emails:
-                return emails[email.email]
+            if email.email in email_owners:
+                return email_owners[email.email]
         return None
 
     @staticmethod

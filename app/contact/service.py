@@ -54,6 +54,7 @@ SORTS = {
     "name": SortField(Contact.name_sort_key, parse_hex_bytes),
 }
 # The body has the shape of schemas.Contact; tests compare the two on every field.
+_WORKSPACE = "crm.contact.workspace"
 _READ_DOCUMENT = "SELECT merged_into_id, version, body FROM crm_contact_read($1, $2)"
 _PHONE_LIKE = re.compile(r"^\+?[\d\s().\-]{6,}$")
 # Fewer digits than a trigram: punctuation such as "... --" is not a number to look for.
@@ -519,6 +520,9 @@ class ContactService:
         workspace = await session.get(Workspace, auth.workspace_id)
         if workspace is None:
             raise ContactNotFound("The workspace no longer exists")
+        # Held for the session's life: the identity map keeps unreferenced objects only
+        # weakly, and a batch would otherwise read the workspace again for every item.
+        session.info[_WORKSPACE] = workspace
         return workspace
 
     async def region(self, session: AsyncSession, auth: AuthContext) -> str:

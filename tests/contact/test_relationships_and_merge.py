@@ -9,8 +9,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.contact.references import registered
+from app.db.session import Database
 from tests.conftest import WorkspaceHandle
 from tests.test_conventions import assert_problem
+from tests.test_graphql import count_statements
 
 
 async def new_contact(client: httpx.AsyncClient, ws: WorkspaceHandle, **body: Any) -> str:
@@ -423,3 +425,32 @@ class TestBatch:
         assert sum(result["updated"] for result in results) == 120
         listing = await client.get("/v1/contacts", headers=workspace.headers, params={"limit": 100})
         assert len(listing.json()["data"]) == 40
+
+    async def test_a_batch_reads_its_owners_and_locks_its_keys_once(
+        self, client: httpx.AsyncClient, workspace: WorkspaceHandle, database: Database
+    ) -> None:
+        """Per item only its own work: the owners of every item's keys are found, the keys
+        locked and the workspace read once for the whole batch."""
+
+        async def batch(name: str, count: int) -> list[str]:
+            items = [
+                {"given_name": f"Sync {n}", "external_ids": {"erp": f"{name}-{n}"}}
+                for n in range(count)
+            ]
+            with count_statements(database) as statements:
+                response = await client.post(
+                    "/v1/contacts/batch", headers=workspace.headers, json={"items": items}
+                )
+            assert response.status_code == 200, response.text
+            assert response.json()["created"] == count
+            return statements
+
+        small, large = await batch("small", 5), await batch("large", 25)
+
+        for statements in (small, large):
+            locks = [s for s in statements if "pg_advisory_xact_lock" in s]
+            workspaces = [s for s in statements if "FROM workspaces" in s]
+            assert (len(locks), len(workspaces)) == (1, 1), statements
+        # Each new contact: a savepoint and its release, the uniqueness check, the contact,
+        # its external id and its event.
+        assert (len(large) - len(small)) / 20 <= 6, large
