@@ -12,6 +12,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     PlainSerializer,
+    TypeAdapter,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -114,18 +115,28 @@ class PatchSchema(InputSchema):
 InputT = TypeVar("InputT", bound=BaseModel)
 
 
+# Building an adapter costs far more than validating with it: one per annotation, kept (with
+# the annotation, so that its id is not reused).
+_ADAPTERS: dict[int, tuple[Any, TypeAdapter[Any]]] = {}
+
+
+def _adapter(annotation: Any) -> TypeAdapter[Any]:
+    kept = _ADAPTERS.get(id(annotation))
+    if kept is None:
+        kept = _ADAPTERS[id(annotation)] = (annotation, TypeAdapter(annotation))
+    return kept[1]
+
+
 def validate_value(annotation: Any, value: Any, field: str) -> Any:
     """One value checked against ``annotation`` after a merge patch, with the API's errors.
 
     Raises:
         ValidationFailed: naming the first offending path under ``field``.
     """
-    from pydantic import TypeAdapter
-
     from app.kit.errors import FieldError, ValidationFailed
 
     try:
-        return TypeAdapter(annotation).validate_python(value)
+        return _adapter(annotation).validate_python(value)
     except ValidationError as exc:
         first = exc.errors()[0]
         path = ".".join([field, *(str(part) for part in first["loc"])])
