@@ -713,8 +713,9 @@ class LoyaltyService:
                                  redemption_id)  # fmt: skip
         if written is None:
             return None
-        entry, view = written
+        values, view = written
         session.info.setdefault(_VIEWS, {})[account_id] = (row.version, view)
+        entry = LoyaltyEntry(**values)
         return entry, self._as_written(session, auth.workspace_id, account_id, row)
 
     async def _write_alone(
@@ -728,7 +729,7 @@ class LoyaltyService:
         reason: str | None,
         details: dict[str, Any],
         redemption_id: uuid.UUID | None = None,
-    ) -> tuple[LoyaltyEntry, schemas.Account] | None:
+    ) -> tuple[schemas.Entry, schemas.Account] | None:
         """``_write_at_once`` as a transaction of its own on ``pool`` (see
         ``app.loyalty.repository.write_alone``): the account's row is held for that statement
         and its commit only. None when the account needs the general path (nothing written).
@@ -750,8 +751,14 @@ class LoyaltyService:
             entry_id=entry_id,
             redemption_id=redemption_id,
         )
-        return self._as_entry(auth, account_id, row, entry_id, kind, points, reason,
-                              redemption_id)  # fmt: skip
+        written = self._as_entry(auth, account_id, row, entry_id, kind, points, reason,
+                                 redemption_id)  # fmt: skip
+        if written is None:
+            return None
+        # Straight to the response's schema: no ORM object to build (that cost more than
+        # everything else the request does in Python).
+        values, view = written
+        return schemas.Entry.model_validate(values), view
 
     @staticmethod
     def _as_entry(
@@ -763,9 +770,9 @@ class LoyaltyService:
         points: int,
         reason: str | None,
         redemption_id: uuid.UUID | None,
-    ) -> tuple[LoyaltyEntry, schemas.Account] | None:
-        """The entry a one-statement write made and the account as it left it, from the
-        function's row; None when it wrote nothing (a lot due or a debt)."""
+    ) -> tuple[dict[str, Any], schemas.Account] | None:
+        """The entry a one-statement write made (its columns' values) and the account as it
+        left it, from the function's row; None when it wrote nothing (a lot due or a debt)."""
         if row is None:
             raise AccountNotFound()
         if row.outcome == "insufficient":
@@ -773,32 +780,32 @@ class LoyaltyService:
         if row.outcome != "written":
             return None
         now = row.recorded_at
-        entry = LoyaltyEntry(
-            workspace_id=auth.workspace_id,
-            id=entry_id,
-            account_id=account_id,
-            program_id=row.program_id,
-            seq=row.version,
-            kind=kind,
-            amount=points,
-            available_change=points,
-            pending_change=0,
-            balance_after=row.balance,
-            available_after=row.available,
-            pending_after=row.pending,
-            reference=None,
-            reverses_entry_id=None,
-            clawback_of_entry_id=None,
-            redemption_id=redemption_id,
-            reason=reason,
-            qualifying_points=points if kind == "earn" else 0,
-            qualifying_spend_minor=0,
-            qualifies_at=now,
-            effective_at=now,
-            recorded_at=now,
-            api_key_id=auth.api_key_id,
-            details=row.details,
-        )
+        entry = {
+            "workspace_id": auth.workspace_id,
+            "id": entry_id,
+            "account_id": account_id,
+            "program_id": row.program_id,
+            "seq": row.version,
+            "kind": kind,
+            "amount": points,
+            "available_change": points,
+            "pending_change": 0,
+            "balance_after": row.balance,
+            "available_after": row.available,
+            "pending_after": row.pending,
+            "reference": None,
+            "reverses_entry_id": None,
+            "clawback_of_entry_id": None,
+            "redemption_id": redemption_id,
+            "reason": reason,
+            "qualifying_points": points if kind == "earn" else 0,
+            "qualifying_spend_minor": 0,
+            "qualifies_at": now,
+            "effective_at": now,
+            "recorded_at": now,
+            "api_key_id": auth.api_key_id,
+            "details": row.details,
+        }
         upcoming = (
             schemas.TierRef(
                 id=row.next_tier_id, name=row.next_tier_name, threshold=row.next_tier_threshold
@@ -885,7 +892,7 @@ class LoyaltyService:
         if written is None:
             return None
         entry, view = written
-        return schemas.EntryResult(entry=self.entry_schema(entry), account=view)
+        return schemas.EntryResult(entry=entry, account=view)
 
     async def post_entry(
         self,
@@ -986,9 +993,19 @@ class LoyaltyService:
         if written is None:
             return None
         entry, view = written
-        redemption = self._plain_redemption(auth, redemption_id, entry, data.points, data.reason)
         return schemas.RedemptionResult(
-            **self.redemption_schema(redemption).model_dump(), account=view
+            id=redemption_id,
+            account_id=account_id,
+            reward_id=None,
+            points=data.points,
+            status="completed",
+            entry_id=entry.id,
+            reversal_entry_id=None,
+            reference=None,
+            reason=data.reason,
+            created_at=entry.recorded_at,
+            reversed_at=None,
+            account=view,
         )
 
     @staticmethod
