@@ -6,8 +6,9 @@ is Python, not PostgreSQL. The statements here are one call of a database functi
 the workspace itself (so row-level security still applies), run outside an explicit
 transaction: the hottest by-id read, and the plain loyalty earn or redemption, whose account
 row is then held for that one statement and its commit only, not for the round trips and the
-event loop's delays of a session's transaction. Everything else goes through the session
-and its unit of work.
+event loop's delays of a session's transaction. Writes to one account that queue behind
+each other are run together, in one transaction with one commit (``fetchrow_grouped``).
+Everything else goes through the session and its unit of work.
 
 The pool is separate from the engine's and opened on first use; it is sized like the engine's
 pool, so the service holds at most twice ``db_pool_size`` connections at peak.
@@ -52,6 +53,12 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
     back any transaction left open."""
 
 
+# The most statements one grouped transaction runs (the rest wait for the next).
+_GROUP_LIMIT = 64
+# A statement waiting for its group: its text, its arguments and where its row goes.
+_Queued = tuple[str, tuple[Any, ...], "asyncio.Future[asyncpg.Record | None]"]
+
+
 class DirectPool:
     def __init__(self, url: str, settings: Settings) -> None:
         self._dsn = asyncpg_dsn(url)
@@ -60,6 +67,9 @@ class DirectPool:
         self._opening = asyncio.Lock()
         # Called with each statement's text before it runs (statement counts in tests).
         self.observers: list[Callable[[str], None]] = []
+        # fetchrow_grouped: per key, the statements waiting behind the one in flight.
+        self._groups: dict[object, list[_Queued]] = {}
+        self._draining: set[asyncio.Future[None]] = set()
 
     async def _open(self) -> asyncpg.Pool:
         async with self._opening:
@@ -99,7 +109,85 @@ class DirectPool:
             logger.warning("database unreachable: %s", exc.__class__.__name__)
             raise ServiceUnavailable() from exc
 
+    async def fetchrow_grouped(self, key: object, query: str, *args: Any) -> asyncpg.Record | None:
+        """``fetchrow``, except that statements with the same ``key`` (one account's writes)
+        are never run at once: each waits for the one in flight, and those that waited run
+        together, in arrival order, in one transaction with one commit.
+
+        On a busy account every writer would otherwise wait its turn for the row lock and
+        for the previous writer's commit to reach the disk: one flush per write. Grouped,
+        the writers that queued during a flush share the next one. Nothing is answered
+        before its group has committed; a statement that fails in a group rolls the group
+        back, and each of its statements is then run on its own, so that only the failing
+        one fails.
+        """
+        group = self._groups.get(key)
+        if group is not None:
+            waiting: asyncio.Future[asyncpg.Record | None] = (
+                asyncio.get_running_loop().create_future()
+            )
+            group.append((query, args, waiting))
+            return await waiting
+        self._groups[key] = []
+        try:
+            return await self.fetchrow(query, *args)
+        finally:
+            queued = self._groups[key]
+            if queued:
+                # A task of its own: this request answers now, not after the groups behind it.
+                drain = asyncio.ensure_future(self._drain(key, queued))
+                self._draining.add(drain)
+                drain.add_done_callback(self._draining.discard)
+            else:
+                del self._groups[key]
+
+    async def _drain(self, key: object, group: list[_Queued]) -> None:
+        while group:
+            self._groups[key] = []
+            batch, rest = group[:_GROUP_LIMIT], group[_GROUP_LIMIT:]
+            if len(batch) == 1:
+                await self._run_alone(batch)
+            else:
+                await self._run_together(batch)
+            group = rest + self._groups[key]
+        del self._groups[key]
+
+    async def _run_alone(self, group: list[_Queued]) -> None:
+        for query, args, waiting in group:
+            try:
+                result = await self.fetchrow(query, *args)
+            except Exception as exc:  # handed to the statement's caller
+                if not waiting.done():
+                    waiting.set_exception(exc)
+            else:
+                if not waiting.done():
+                    waiting.set_result(result)
+
+    async def _run_together(self, group: list[_Queued]) -> None:
+        results: list[asyncpg.Record | None] = []
+        try:
+            pool = self._pool or await self._open()
+            async with (
+                pool.acquire(timeout=self._settings.db_pool_timeout) as connection,
+                connection.transaction(),
+            ):
+                for query, args, _waiting in group:
+                    for observe in self.observers:
+                        observe(query)
+                    results.append(await connection.fetchrow(query, *args))
+        except Exception:
+            # Nothing of the group is written: each runs on its own, and only what fails on
+            # its own fails.
+            logger.info("a grouped write failed: its %d statements run one by one", len(group))
+            await self._run_alone(group)
+            return
+        for (_query, _args, waiting), result in zip(group, results, strict=True):
+            if not waiting.done():
+                waiting.set_result(result)
+
     async def close(self) -> None:
+        # Grouped writes already queued are finished: their callers are waiting for them.
+        await asyncio.gather(*self._draining, return_exceptions=True)
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()

@@ -127,12 +127,13 @@ async def write_alone(
 ) -> Any:
     """``LoyaltyRepository.write`` as a transaction of its own on ``pool``, committed when it
     returns: for a caller that has written nothing else and needs no atomicity with what it
-    writes next (the function binds the workspace itself)."""
+    writes next (the function binds the workspace itself). Writes to one account that queue
+    behind each other share a commit (``DirectPool.fetchrow_grouped``)."""
     values = _write_values(
         workspace_id, account_id, kind, points, reason, api_key_id, details, entry_id,
         redemption_id,
     )  # fmt: skip
-    record = await pool.fetchrow(_WRITE_ALONE, *values.values())
+    record = await pool.fetchrow_grouped((workspace_id, account_id), _WRITE_ALONE, *values.values())
     return None if record is None else _Fields(record)
 
 

@@ -22,6 +22,7 @@ from tests.loyalty.helpers import (
     backdate,
     check_invariants,
     earn,
+    entries,
     lots,
     member,
     post_entry,
@@ -196,11 +197,12 @@ async def test_the_sessions_own_copy_of_the_account_is_brought_up_to_date(
     assert (state["available"], state["version"]) == (9, 2)
 
 
-async def test_plain_writes_over_http_commit_alone_and_never_overspend(
+async def test_plain_writes_over_http_commit_together_and_never_overspend(
     client: httpx.AsyncClient, workspace: WorkspaceHandle, owner_engine: AsyncEngine
 ) -> None:
-    """Without an Idempotency-Key the write is a transaction of its own (the account row is
-    held for that statement only): 40 concurrent redemptions of 10 against 100 points."""
+    """Without an Idempotency-Key the write is not the request's transaction: the writes to
+    one account that queue behind each other share one (and its commit). 40 concurrent
+    redemptions of 10 against 100 points."""
     _, member_account, _ = await member(client, workspace, expiry_months=12)
     account_id = member_account["id"]
     await earn(client, workspace, account_id, 100)
@@ -214,6 +216,10 @@ async def test_plain_writes_over_http_commit_alone_and_never_overspend(
     assert statuses.count(409) == 30, statuses
     assert all(r.json()["code"] == "insufficient_points" for r in responses if r.status_code == 409)
     assert (await account(client, workspace, account_id))["available"] == 0
+    # Entries written in one transaction share its timestamp: the queued writes were grouped.
+    redeemed = [e for e in await entries(client, workspace, account_id) if e["kind"] == "redeem"]
+    assert len(redeemed) == 10
+    assert len({entry["recorded_at"] for entry in redeemed}) < 10
     await check_invariants(owner_engine, workspace)
 
 
