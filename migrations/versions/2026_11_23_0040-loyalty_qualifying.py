@@ -42,7 +42,8 @@ def _loyalty_writes() -> ModuleType:
     """Migration 0011, whose crm_loyalty_write this one changes (and restores on downgrade)."""
     path = Path(__file__).with_name("2026_11_22_2130-loyalty_writes.py")
     spec = importlib.util.spec_from_file_location("loyalty_writes_0011", path)
-    assert spec is not None and spec.loader is not None  # noqa: S101
+    if spec is None or spec.loader is None:
+        raise RuntimeError(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -68,7 +69,7 @@ BEGIN""",
     WHERE e.workspace_id = p_workspace_id AND e.account_id = a.id
       AND e.qualifies_at > v_now - make_interval(months => p.tier_window_months);
 """,
-        """    -- This entry's share: a plain earn qualifies its points (nothing else qualifies here).
+        """    -- This entry's share: a plain earn qualifies its points (nothing else here does).
     v_share := CASE WHEN p_kind = 'earn' AND p.tier_basis = 'points' THEN p_points ELSE 0 END;
     IF a.qualifying_until > v_now AND a.qualifying_program_version = p.version THEN
       -- Nothing has left the window since the total was summed (migration 0014).
