@@ -57,6 +57,29 @@ FROM qualifying q
 """
 
 
+# Available lots holding points through their own index (emptied ones are many on a busy
+# account), pending ones through the account's; as crm_loyalty_write sums them (migration
+# 0015_loyalty_expiring).
+_EXPIRING = text("""
+SELECT account_id,
+  COALESCE(sum(remaining) FILTER (
+    WHERE expires_at <= transaction_timestamp() + interval '30 days'), 0)::bigint,
+  COALESCE(sum(remaining) FILTER (
+    WHERE expires_at <= transaction_timestamp() + interval '60 days'), 0)::bigint,
+  COALESCE(sum(remaining), 0)::bigint
+FROM (
+  SELECT account_id, remaining, expires_at FROM loyalty_lots
+  WHERE workspace_id = :w AND account_id = ANY(:ids) AND state = 'available' AND remaining > 0
+    AND expires_at <= transaction_timestamp() + interval '90 days'
+  UNION ALL
+  SELECT account_id, remaining, expires_at FROM loyalty_lots
+  WHERE workspace_id = :w AND account_id = ANY(:ids) AND state = 'pending' AND remaining > 0
+    AND expires_at <= transaction_timestamp() + interval '90 days'
+) lots
+GROUP BY account_id
+""")
+
+
 # One plain earn, adjust or redemption in one round trip (migration 0011_loyalty_writes).
 _WRITE = text(
     "SELECT * FROM crm_loyalty_write(:workspace_id, :account_id, :kind, :points, :reason, "
@@ -290,21 +313,7 @@ class LoyaltyRepository:
         """Points of pending and available lots expiring within 30, 60 and 90 days."""
         if not account_ids:
             return {}
-        rows = await self.session.execute(
-            text(
-                "SELECT account_id, "
-                "COALESCE(sum(remaining) FILTER (WHERE expires_at <= transaction_timestamp() "
-                "+ interval '30 days'), 0)::bigint, "
-                "COALESCE(sum(remaining) FILTER (WHERE expires_at <= transaction_timestamp() "
-                "+ interval '60 days'), 0)::bigint, "
-                "COALESCE(sum(remaining), 0)::bigint "
-                "FROM loyalty_lots WHERE workspace_id = :w AND account_id = ANY(:ids) "
-                "AND state IN ('pending', 'available') AND remaining > 0 "
-                "AND expires_at <= transaction_timestamp() + interval '90 days' "
-                "GROUP BY account_id"
-            ),
-            {"w": workspace_id, "ids": list(account_ids)},
-        )
+        rows = await self.session.execute(_EXPIRING, {"w": workspace_id, "ids": list(account_ids)})
         return {row[0]: (row[1], row[2], row[3]) for row in rows}
 
     async def derived_tiers(
