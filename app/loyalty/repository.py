@@ -36,7 +36,11 @@ WITH qualifying AS (
     -- Summed only for programmes with tiers: a busy account's window can hold many entries.
     CASE WHEN NOT EXISTS (SELECT 1 FROM loyalty_tiers t0
                           WHERE t0.workspace_id = a.workspace_id AND t0.program_id = a.program_id)
-    THEN 0 ELSE COALESCE((
+    THEN 0
+    -- The account's kept total while it is exact (migration 0014_loyalty_qualifying).
+    WHEN a.qualifying_until > transaction_timestamp()
+         AND a.qualifying_program_version = p.version THEN a.qualifying
+    ELSE COALESCE((
       SELECT sum(CASE WHEN p.tier_basis = 'spend' THEN e.qualifying_spend_minor
                       ELSE e.qualifying_points END)
       FROM loyalty_entries e

@@ -15,6 +15,7 @@ from tests.conftest import WorkspaceHandle
 from tests.loyalty.helpers import (
     account,
     age_entries,
+    backdate,
     check_invariants,
     earn,
     member,
@@ -135,3 +136,26 @@ async def test_a_changed_programme_makes_the_next_write_sum_its_new_window(
     assert written["account"]["progress"]["qualifying"] == 3
     assert written["account"]["tier"] is None
     await check_invariants(owner_engine, workspace)
+
+
+async def test_reads_use_the_kept_total_while_it_is_exact_and_sum_after(
+    client: httpx.AsyncClient, workspace: WorkspaceHandle, owner_engine: AsyncEngine
+) -> None:
+    """Reading an account does not sum its window while the kept total is exact. Shown here
+    by changing the kept total behind the service's back (as no writer does)."""
+    _, member_account, _ = await member(client, workspace, tiers=TIERS)
+    account_id = member_account["id"]
+    await earn(client, workspace, account_id, 60)
+    await backdate(
+        owner_engine, "UPDATE loyalty_accounts SET qualifying = 250 WHERE id = :id", id=account_id
+    )
+    assert (await account(client, workspace, account_id))["progress"]["qualifying"] == 250
+
+    await backdate(
+        owner_engine,
+        "UPDATE loyalty_accounts SET qualifying_until = now() - interval '1 second' WHERE id = :id",
+        id=account_id,
+    )
+    state = await account(client, workspace, account_id)
+    assert state["progress"]["qualifying"] == 60
+    assert state["tier"]["name"] == "Silver"
