@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from app.auth.dependencies import LoyaltyRead, LoyaltyWrite, authorize
 from app.auth.scopes import Scope
-from app.db.direct import DirectPool, direct_pool
+from app.db.direct import direct_pool
 from app.db.session import SessionDep
 from app.kit.errors import (
     COMMON_RESPONSES,
@@ -39,14 +39,6 @@ NOT_MODIFIED: dict[int | str, dict[str, Any]] = {304: {"description": "Not modif
 BAD_CURSOR: dict[int | str, dict[str, Any]] = {400: InvalidCursor.openapi_response()}
 PRECONDITION: dict[int | str, dict[str, Any]] = {412: PreconditionFailed.openapi_response()}
 CONFLICT: dict[int | str, dict[str, Any]] = {409: Conflict.openapi_response()}
-
-
-def _alone(request: Request) -> DirectPool | None:
-    """A plain write may commit on its own unless an Idempotency-Key must be recorded with it
-    (its record commits with the request's transaction: both or neither)."""
-    if getattr(request.state, "idempotency", None) is not None:
-        return None
-    return direct_pool(request)
 
 
 def _entry_created(account_id: uuid.UUID, body: schemas.EntryResult, *, created: bool) -> Response:
@@ -282,7 +274,6 @@ async def get_entry(
 async def create_entry(
     account_id: uuid.UUID,
     data: schemas.EntryCreate,
-    request: Request,
     session: SessionDep,
     auth: LoyaltyWrite,
 ) -> Response:
@@ -293,11 +284,8 @@ async def create_entry(
     a 409 `insufficient_points`. A known `reference` returns the recorded entry with 200; the
     same reference with other values is a 409 `reference_reused`.
     """
-    alone = _alone(request)
-    if alone is not None:
-        result = await loyalty_service.post_entry_alone(alone, auth, account_id, data)
-        if result is not None:
-            return _entry_created(account_id, result, created=True)
+    # A plain entry without Idempotency-Key is answered by _hot_entry below; what reaches this
+    # endpoint commits with the request's transaction.
     entry, account, created = await loyalty_service.post_entry(session, auth, account_id, data)
     body = schemas.EntryResult(
         entry=loyalty_service.entry_schema(entry),
@@ -361,7 +349,6 @@ async def list_redemptions(
 async def redeem(
     account_id: uuid.UUID,
     data: schemas.RedemptionCreate,
-    request: Request,
     session: SessionDep,
     auth: LoyaltyWrite,
 ) -> Response:
@@ -372,11 +359,7 @@ async def redeem(
     its validity or inactive a 409 `reward_unavailable`; a member below the reward's
     minimum tier a 409 `tier_too_low`. Stock and points change in one transaction.
     """
-    alone = _alone(request)
-    if alone is not None:
-        result = await loyalty_service.redeem_alone(alone, auth, account_id, data)
-        if result is not None:
-            return _redemption_made(account_id, result, created=True)
+    # As create_entry: the plain case is answered by _hot_redemption below.
     redemption, account, created = await loyalty_service.redeem(session, auth, account_id, data)
     body = schemas.RedemptionResult(
         **loyalty_service.redemption_schema(redemption).model_dump(),
