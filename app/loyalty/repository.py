@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -111,56 +112,46 @@ class _Fields:
             raise AttributeError(name) from None
 
 
-def _write_values(
-    workspace_id: uuid.UUID,
-    account_id: uuid.UUID,
-    kind: str,
-    points: int,
-    reason: str | None,
-    api_key_id: uuid.UUID | None,
-    details: dict[str, Any],
-    entry_id: uuid.UUID,
-    redemption_id: uuid.UUID | None,
-) -> dict[str, Any]:
-    # In the function's parameter order (_WRITE_ALONE binds them by position).
-    return {
-        "workspace_id": workspace_id,
-        "account_id": account_id,
-        "kind": kind,
-        "points": points,
-        "reason": reason,
-        "api_key_id": api_key_id,
-        "details": details,
-        "entry_id": entry_id,
-        "lot_id": uuid7() if points > 0 else None,
-        "redemption_id": redemption_id,
-        "event_id": uuid7(),
-        "tier_event_id": uuid7(),
-    }
+@dataclass(frozen=True)
+class PlainWrite:
+    """One plain earn, adjust or redemption: what crm_loyalty_write is called with."""
+
+    workspace_id: uuid.UUID
+    account_id: uuid.UUID
+    kind: str
+    points: int
+    reason: str | None
+    api_key_id: uuid.UUID | None
+    details: dict[str, Any]
+    redemption_id: uuid.UUID | None = None
+    entry_id: uuid.UUID = field(default_factory=uuid7)
+
+    def arguments(self) -> dict[str, Any]:
+        # In the function's parameter order (_WRITE_ALONE binds them by position).
+        return {
+            "workspace_id": self.workspace_id,
+            "account_id": self.account_id,
+            "kind": self.kind,
+            "points": self.points,
+            "reason": self.reason,
+            "api_key_id": self.api_key_id,
+            "details": self.details,
+            "entry_id": self.entry_id,
+            "lot_id": uuid7() if self.points > 0 else None,
+            "redemption_id": self.redemption_id,
+            "event_id": uuid7(),
+            "tier_event_id": uuid7(),
+        }
 
 
-async def write_alone(
-    pool: DirectPool,
-    workspace_id: uuid.UUID,
-    account_id: uuid.UUID,
-    *,
-    kind: str,
-    points: int,
-    reason: str | None,
-    api_key_id: uuid.UUID | None,
-    details: dict[str, Any],
-    entry_id: uuid.UUID,
-    redemption_id: uuid.UUID | None,
-) -> Any:
+async def write_alone(pool: DirectPool, write: PlainWrite) -> Any:
     """``LoyaltyRepository.write`` as a transaction of its own on ``pool``, committed when it
     returns: for a caller that has written nothing else and needs no atomicity with what it
     writes next (the function binds the workspace itself). Writes to one account that queue
     behind each other share a commit (``DirectPool.fetchrow_grouped``)."""
-    values = _write_values(
-        workspace_id, account_id, kind, points, reason, api_key_id, details, entry_id,
-        redemption_id,
-    )  # fmt: skip
-    record = await pool.fetchrow_grouped((workspace_id, account_id), _WRITE_ALONE, *values.values())
+    record = await pool.fetchrow_grouped(
+        (write.workspace_id, write.account_id), _WRITE_ALONE, *write.arguments().values()
+    )
     return None if record is None else _Fields(record)
 
 
@@ -407,27 +398,11 @@ class LoyaltyRepository:
         )
         return value
 
-    async def write(
-        self,
-        workspace_id: uuid.UUID,
-        account_id: uuid.UUID,
-        *,
-        kind: str,
-        points: int,
-        reason: str | None,
-        api_key_id: uuid.UUID | None,
-        details: dict[str, Any],
-        entry_id: uuid.UUID,
-        redemption_id: uuid.UUID | None,
-    ) -> Any:
+    async def write(self, write: PlainWrite) -> Any:
         """Lock the account and, unless a lot of it is due, write ``points`` (positive: a new
         lot; negative: spent from available lots) with its entry, allocations, redemption,
         events and tier, in one statement; None without such an account."""
-        values = _write_values(
-            workspace_id, account_id, kind, points, reason, api_key_id, details, entry_id,
-            redemption_id,
-        )  # fmt: skip
-        return (await self.session.execute(_WRITE, values)).first()
+        return (await self.session.execute(_WRITE, write.arguments())).first()
 
     async def spendable_lots(
         self,

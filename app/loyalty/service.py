@@ -17,6 +17,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import event, func, inspect
@@ -55,7 +56,7 @@ from app.loyalty.exceptions import (
     TierTooLow,
 )
 from app.loyalty.ledger import Ledger
-from app.loyalty.repository import LoyaltyRepository, write_alone
+from app.loyalty.repository import LoyaltyRepository, PlainWrite, write_alone
 from app.models import (
     LoyaltyAccount,
     LoyaltyEntry,
@@ -675,21 +676,41 @@ class LoyaltyService:
         await self._settle(session, ledger, account)
         return account, program, ledger
 
+    @staticmethod
+    def _plain_entry(
+        auth: AuthContext, account_id: uuid.UUID, data: schemas.EntryCreate
+    ) -> PlainWrite:
+        return PlainWrite(
+            workspace_id=auth.workspace_id,
+            account_id=account_id,
+            kind=data.kind,
+            points=data.points,
+            reason=data.reason,
+            api_key_id=auth.api_key_id,
+            details=dict(_MANUAL),
+        )
+
+    @staticmethod
+    def _plain_redeem(
+        auth: AuthContext, account_id: uuid.UUID, points: int, reason: str | None
+    ) -> PlainWrite:
+        return PlainWrite(
+            workspace_id=auth.workspace_id,
+            account_id=account_id,
+            kind="redeem",
+            points=-points,
+            reason=reason,
+            api_key_id=auth.api_key_id,
+            details={},
+            redemption_id=uuid7(),
+        )
+
     async def _write_at_once(
-        self,
-        session: AsyncSession,
-        auth: AuthContext,
-        account_id: uuid.UUID,
-        *,
-        kind: str,
-        points: int,
-        reason: str | None,
-        details: dict[str, Any],
-        redemption_id: uuid.UUID | None = None,
+        self, session: AsyncSession, write: PlainWrite
     ) -> tuple[LoyaltyEntry, LoyaltyAccount] | None:
-        """Write ``points`` (positive: a new lot; negative: spent) in one statement. None when
-        the account has a lot due or a debt: the caller, holding the account's row from now
-        on, takes the general path.
+        """Write ``write.points`` (positive: a new lot; negative: spent) in one statement. None
+        when the account has a lot due or a debt: the caller, holding the account's row from
+        now on, takes the general path.
 
         Raises:
             AccountNotFound: no such account.
@@ -697,38 +718,17 @@ class LoyaltyService:
         """
         # The function reads rows this session may still have changes to.
         await session.flush()
-        entry_id = uuid7()
-        row = await LoyaltyRepository(session).write(
-            auth.workspace_id,
-            account_id,
-            kind=kind,
-            points=points,
-            reason=reason,
-            api_key_id=auth.api_key_id,
-            details=details,
-            entry_id=entry_id,
-            redemption_id=redemption_id,
-        )
-        written = self._as_entry(auth, account_id, row, entry_id, kind, points, reason,
-                                 redemption_id)  # fmt: skip
+        row = await LoyaltyRepository(session).write(write)
+        written = self._as_entry(write, row)
         if written is None:
             return None
         values, view = written
-        session.info.setdefault(_VIEWS, {})[account_id] = (row.version, view)
+        session.info.setdefault(_VIEWS, {})[write.account_id] = (row.version, view)
         entry = LoyaltyEntry(**values)
-        return entry, self._as_written(session, auth.workspace_id, account_id, row)
+        return entry, self._as_written(session, write.workspace_id, write.account_id, row)
 
     async def _write_alone(
-        self,
-        pool: DirectPool,
-        auth: AuthContext,
-        account_id: uuid.UUID,
-        *,
-        kind: str,
-        points: int,
-        reason: str | None,
-        details: dict[str, Any],
-        redemption_id: uuid.UUID | None = None,
+        self, pool: DirectPool, write: PlainWrite
     ) -> tuple[schemas.Entry, schemas.Account] | None:
         """``_write_at_once`` as a transaction of its own on ``pool`` (see
         ``app.loyalty.repository.write_alone``): the account's row is held for that statement
@@ -738,21 +738,7 @@ class LoyaltyService:
             AccountNotFound: no such account.
             InsufficientPoints: fewer available points than spent; nothing is written.
         """
-        entry_id = uuid7()
-        row = await write_alone(
-            pool,
-            auth.workspace_id,
-            account_id,
-            kind=kind,
-            points=points,
-            reason=reason,
-            api_key_id=auth.api_key_id,
-            details=details,
-            entry_id=entry_id,
-            redemption_id=redemption_id,
-        )
-        written = self._as_entry(auth, account_id, row, entry_id, kind, points, reason,
-                                 redemption_id)  # fmt: skip
+        written = self._as_entry(write, await write_alone(pool, write))
         if written is None:
             return None
         # Straight to the response's schema: no ORM object to build (that cost more than
@@ -761,32 +747,24 @@ class LoyaltyService:
         return schemas.Entry.model_validate(values), view
 
     @staticmethod
-    def _as_entry(
-        auth: AuthContext,
-        account_id: uuid.UUID,
-        row: Any,
-        entry_id: uuid.UUID,
-        kind: str,
-        points: int,
-        reason: str | None,
-        redemption_id: uuid.UUID | None,
-    ) -> tuple[dict[str, Any], schemas.Account] | None:
+    def _as_entry(write: PlainWrite, row: Any) -> tuple[dict[str, Any], schemas.Account] | None:
         """The entry a one-statement write made (its columns' values) and the account as it
         left it, from the function's row; None when it wrote nothing (a lot due or a debt)."""
         if row is None:
             raise AccountNotFound()
         if row.outcome == "insufficient":
-            raise InsufficientPoints(available=row.available, needed=-points)
+            raise InsufficientPoints(available=row.available, needed=-write.points)
         if row.outcome != "written":
             return None
         now = row.recorded_at
+        points = write.points
         entry = {
-            "workspace_id": auth.workspace_id,
-            "id": entry_id,
-            "account_id": account_id,
+            "workspace_id": write.workspace_id,
+            "id": write.entry_id,
+            "account_id": write.account_id,
             "program_id": row.program_id,
             "seq": row.version,
-            "kind": kind,
+            "kind": write.kind,
             "amount": points,
             "available_change": points,
             "pending_change": 0,
@@ -796,14 +774,14 @@ class LoyaltyService:
             "reference": None,
             "reverses_entry_id": None,
             "clawback_of_entry_id": None,
-            "redemption_id": redemption_id,
-            "reason": reason,
-            "qualifying_points": points if kind == "earn" else 0,
+            "redemption_id": write.redemption_id,
+            "reason": write.reason,
+            "qualifying_points": points if write.kind == "earn" else 0,
             "qualifying_spend_minor": 0,
             "qualifies_at": now,
             "effective_at": now,
             "recorded_at": now,
-            "api_key_id": auth.api_key_id,
+            "api_key_id": write.api_key_id,
             "details": row.details,
         }
         upcoming = (
@@ -814,7 +792,7 @@ class LoyaltyService:
             else None
         )
         view = schemas.Account(
-            id=account_id,
+            id=write.account_id,
             program_id=row.program_id,
             contact_id=row.contact_id,
             available=row.available,
@@ -880,15 +858,7 @@ class LoyaltyService:
         """
         if data.reference is not None:
             return None
-        written = await self._write_alone(
-            pool,
-            auth,
-            account_id,
-            kind=data.kind,
-            points=data.points,
-            reason=data.reason,
-            details=dict(_MANUAL),
-        )
+        written = await self._write_alone(pool, self._plain_entry(auth, account_id, data))
         if written is None:
             return None
         entry, view = written
@@ -911,15 +881,7 @@ class LoyaltyService:
             ReferenceReused: the reference names a different entry.
         """
         if data.reference is None:
-            written = await self._write_at_once(
-                session,
-                auth,
-                account_id,
-                kind=data.kind,
-                points=data.points,
-                reason=data.reason,
-                details=dict(_MANUAL),
-            )
+            written = await self._write_at_once(session, self._plain_entry(auth, account_id, data))
             if written is not None:
                 return written[0], written[1], True
         if data.reference is not None:
@@ -979,58 +941,32 @@ class LoyaltyService:
         """
         if data.reference is not None or data.points is None:
             return None
-        redemption_id = uuid7()
-        written = await self._write_alone(
-            pool,
-            auth,
-            account_id,
-            kind="redeem",
-            points=-data.points,
-            reason=data.reason,
-            details={},
-            redemption_id=redemption_id,
-        )
+        write = self._plain_redeem(auth, account_id, data.points, data.reason)
+        written = await self._write_alone(pool, write)
         if written is None:
             return None
         entry, view = written
         return schemas.RedemptionResult(
-            id=redemption_id,
-            account_id=account_id,
-            reward_id=None,
-            points=data.points,
-            status="completed",
-            entry_id=entry.id,
-            reversal_entry_id=None,
-            reference=None,
-            reason=data.reason,
-            created_at=entry.recorded_at,
-            reversed_at=None,
-            account=view,
+            **self._redemption_values(write, entry.recorded_at), account=view
         )
 
     @staticmethod
-    def _plain_redemption(
-        auth: AuthContext,
-        redemption_id: uuid.UUID,
-        entry: LoyaltyEntry,
-        points: int,
-        reason: str | None,
-    ) -> LoyaltyRedemption:
-        """The redemption a one-statement write recorded with ``entry``."""
-        return LoyaltyRedemption(
-            workspace_id=auth.workspace_id,
-            id=redemption_id,
-            account_id=entry.account_id,
-            reward_id=None,
-            points=points,
-            status="completed",
-            entry_id=entry.id,
-            reversal_entry_id=None,
-            reference=None,
-            reason=reason,
-            created_at=entry.recorded_at,
-            reversed_at=None,
-        )
+    def _redemption_values(write: PlainWrite, recorded_at: datetime) -> dict[str, Any]:
+        """The redemption a one-statement write recorded with its entry."""
+        return {
+            "workspace_id": write.workspace_id,
+            "id": write.redemption_id,
+            "account_id": write.account_id,
+            "reward_id": None,
+            "points": -write.points,
+            "status": "completed",
+            "entry_id": write.entry_id,
+            "reversal_entry_id": None,
+            "reference": None,
+            "reason": write.reason,
+            "created_at": recorded_at,
+            "reversed_at": None,
+        }
 
     async def redeem(
         self,
@@ -1050,20 +986,11 @@ class LoyaltyService:
             ReferenceReused: the reference names a different redemption.
         """
         if data.reference is None and data.points is not None:
-            redemption_id = uuid7()
-            written = await self._write_at_once(
-                session,
-                auth,
-                account_id,
-                kind="redeem",
-                points=-data.points,
-                reason=data.reason,
-                details={},
-                redemption_id=redemption_id,
-            )
+            write = self._plain_redeem(auth, account_id, data.points, data.reason)
+            written = await self._write_at_once(session, write)
             if written is not None:
                 entry, account = written
-                made = self._plain_redemption(auth, redemption_id, entry, data.points, data.reason)
+                made = LoyaltyRedemption(**self._redemption_values(write, entry.recorded_at))
                 return made, account, True
         if data.reference is not None:
             program_id = await self._program_of(session, auth, account_id)
