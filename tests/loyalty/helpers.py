@@ -149,6 +149,16 @@ async def backdate(engine: AsyncEngine, sql: str, **params: Any) -> None:
         await connection.execute(text(sql), params)
 
 
+async def expire_lot(engine: AsyncEngine, lot_id: Any) -> None:
+    """A lot earned 13 months ago that expired a second ago, not yet settled."""
+    await backdate(
+        engine,
+        "UPDATE loyalty_lots SET available_at = now() - interval '13 months', "
+        "expires_at = now() - interval '1 second' WHERE id = :id",
+        id=lot_id,
+    )
+
+
 async def age_entries(engine: AsyncEngine, account_id: str, months: int) -> None:
     """Let ``months`` pass for an account's qualifying history: its entries' qualifying times
     and the time its kept qualifying total stays exact move back together. The ledger refuses

@@ -18,6 +18,7 @@ from tests.loyalty.helpers import (
     check_invariants,
     earn,
     entries,
+    expire_lot,
     lots,
     member,
     purchase_now,
@@ -72,12 +73,7 @@ async def test_a_write_after_a_lots_expiry_expires_it_first(
     await earn(client, workspace, account_id, 30)
     await earn(client, workspace, account_id, 5)
     first = (await lots(owner_engine, account_id))[0]
-    await backdate(
-        owner_engine,
-        "UPDATE loyalty_lots SET available_at = now() - interval '13 months', "
-        "expires_at = now() - interval '1 second' WHERE id = :id",
-        id=first["id"],
-    )
+    await expire_lot(owner_engine, first["id"])
     # The lot's 30 points are gone before the redemption looks: 5 are left, not 35.
     refused = await redeem(client, workspace, account_id, points=6)
     assert refused.status_code == 409, refused.text

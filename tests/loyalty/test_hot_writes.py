@@ -14,10 +14,10 @@ from app.db.session import Database
 from tests.conftest import WorkspaceHandle
 from tests.loyalty.helpers import (
     account,
-    backdate,
     check_invariants,
     earn,
     entries,
+    expire_lot,
     lots,
     member,
     post_entry,
@@ -86,12 +86,7 @@ async def test_an_account_with_a_lot_due_falls_through_with_the_body_as_sent(
     await earn(client, workspace, account_id, 30)
     await earn(client, workspace, account_id, 5)
     first = (await lots(owner_engine, account_id))[0]
-    await backdate(
-        owner_engine,
-        "UPDATE loyalty_lots SET available_at = now() - interval '13 months', "
-        "expires_at = now() - interval '1 second' WHERE id = :id",
-        id=first["id"],
-    )
+    await expire_lot(owner_engine, first["id"])
 
     spent = await redeem(client, workspace, account_id, points=4, reason="the reason as sent")
 
