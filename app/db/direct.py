@@ -119,7 +119,8 @@ class DirectPool:
         the writers that queued during a flush share the next one. Nothing is answered
         before its group has committed; a statement that fails in a group rolls the group
         back, and each of its statements is then run on its own, so that only the failing
-        one fails.
+        one fails. A statement must therefore be safe to run again: one that writes carries
+        the ids of what it writes among its arguments.
         """
         group = self._groups.get(key)
         if group is not None:
@@ -176,8 +177,10 @@ class DirectPool:
                         observe(query)
                     results.append(await connection.fetchrow(query, *args))
         except Exception:
-            # Nothing of the group is written: each runs on its own, and only what fails on
-            # its own fails.
+            # Rolled back: each runs on its own, and only what fails on its own fails. (A
+            # commit lost with its connection may have written the group: a statement run
+            # again must then fail on its own ids, as crm_loyalty_write's entry id does,
+            # rather than write twice.)
             logger.info("a grouped write failed: its %d statements run one by one", len(group))
             await self._run_alone(group)
             return
