@@ -3,9 +3,12 @@ which one."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
+from starlette.types import Receive, Scope, Send
 
 from app.db.session import Database, bind_workspace
 from app.models import TENANT_TABLES
@@ -111,13 +114,11 @@ async def test_service_role_cannot_change_the_schema(database: Database) -> None
 
 
 async def test_search_views_stay_inside_the_bound_workspace(
-    client: object, database: Database, make_workspace: object
+    client: httpx.AsyncClient, database: Database, make_workspace: object
 ) -> None:
-    import httpx
-
     first: WorkspaceHandle = await make_workspace()  # type: ignore[operator]
     second: WorkspaceHandle = await make_workspace()  # type: ignore[operator]
-    http: httpx.AsyncClient = client  # type: ignore[assignment]
+    http = client
     for workspace in (first, second):
         for path, body in (
             ("/v1/contacts", {"given_name": "Somsri Shared"}),
@@ -152,3 +153,29 @@ async def test_search_views_have_every_column_of_their_table(database: Database)
             of_table = (await session.execute(columns, {"name": table})).all()
             of_view = (await session.execute(columns, {"name": f"{table}_searchable"})).all()
             assert of_view == of_table, f"recreate {table}_searchable in the migration"
+
+
+async def test_requests_never_share_state_even_when_the_server_passes_one_dict(
+    app: FastAPI, make_workspace: object
+) -> None:
+    # The ASGI spec has servers hand each request a copy of the lifespan state; one that hands
+    # over the dict itself (as some test harnesses do) must not let a request see the key the
+    # previous one verified, which request.state caches.
+    shared: dict[str, object] = {}
+
+    async def passes_one_dict(scope: Scope, receive: Receive, send: Send) -> None:
+        scope["state"] = shared
+        await app(scope, receive, send)
+
+    first: WorkspaceHandle = await make_workspace()  # type: ignore[operator]
+    second: WorkspaceHandle = await make_workspace()  # type: ignore[operator]
+    transport = httpx.ASGITransport(app=passes_one_dict)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        for handle, name in ((first, "Ada First"), (second, "Bao Second")):
+            created = await client.post("/v1/accounts", json={"name": name}, headers=handle.headers)
+            assert created.status_code == 201, created.text
+        for handle, name in ((first, "Ada First"), (second, "Bao Second")):
+            listed = await client.get("/v1/accounts", headers=handle.headers)
+            assert listed.status_code == 200
+            assert [row["name"] for row in listed.json()["data"]] == [name]
+    assert shared == {}

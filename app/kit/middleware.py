@@ -77,6 +77,11 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if "state" in scope:
+            # request.state is this dict: it caches the verified key and holds the session.
+            # Servers hand each request a copy of the lifespan state, but one that passed the
+            # dict itself would give the next request this one's key: copy it here as well.
+            scope["state"] = dict(scope["state"])
         incoming = _header(scope, b"x-request-id")
         request_id = (
             incoming if incoming and _VALID_REQUEST_ID.match(incoming) else new_request_id()
