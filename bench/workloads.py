@@ -22,7 +22,10 @@ In one run, on an embedded PostgreSQL of its own:
 3. baselines: the raw asyncpg read driven by ``bench.loadgen`` (the stack's limit here) and by
    the scenarios' own httpx client (the same client overhead as the workloads), and
    ``pgbench`` select-only and TPC-B-like on a database of their own on the same server (the
-   database's own ceiling);
+   database's own ceiling); with the loyalty workloads, also the ledger write by pgbench: the
+   service's own database function ``crm_loyalty_write`` on the loadgen workload's accounts,
+   with no service in between (the database's own ceiling for that write), after which the
+   ledger's invariants are checked again;
 4. each workload at ``--concurrency`` for ``--duration`` seconds after ``--warmup``: visits
    and requests per second, p50/p95/p99 of each step, errors (any status the scenario did not
    expect), CPU of the service and of PostgreSQL, the service's RSS, and SQL statements per
@@ -52,7 +55,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,7 +68,8 @@ import httpx
 import psutil
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.db.embedded import EmbeddedPostgres, _bin_dir
+from app.config import get_settings
+from app.db.embedded import DATABASE_NAME, SUPERUSER, EmbeddedPostgres, _bin_dir
 from app.loyalty.invariants import broken_invariants
 from bench import loadgen, search
 from bench.foundation import (
@@ -214,28 +220,39 @@ async def _database_facts(dsn: str, workspace_id: str) -> dict[str, Any]:
 # -- baselines ---------------------------------------------------------------------------------
 
 
+async def _run_pgbench(data_dir: Path, *arguments: str, user: str = SUPERUSER) -> str:
+    """pgbench on the embedded server's socket as ``user``: its output."""
+    socket = str(EmbeddedPostgres(data_dir).layout.socket_dir)
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [str(_bin_dir() / "pgbench"), "-h", socket, "-U", user, *arguments],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise BenchError(f"pgbench {' '.join(arguments[:2])} failed: {done.stderr[-300:]}")
+    return done.stdout
+
+
+def _pgbench_figures(output: str) -> dict[str, Any]:
+    found = re.search(r"tps = ([\d.]+)", output)
+    latency = re.search(r"latency average = ([\d.]+) ms", output)
+    return {
+        "tps": float(found.group(1)) if found else None,
+        "latency_avg_ms": float(latency.group(1)) if latency else None,
+    }
+
+
+def _pgbench_threads(clients: int) -> str:
+    return str(max(1, min(clients, os.cpu_count() or 1)))
+
+
 async def pgbench(data_dir: Path, scale: int, clients: int, duration: float) -> dict[str, Any]:
     """pgbench select-only and TPC-B-like on a database of its own on the same server."""
-    server = EmbeddedPostgres(data_dir)
-    socket = str(server.layout.socket_dir)
-    binary = str(_bin_dir() / "pgbench")
-    base = [binary, "-h", socket, "-U", "postgres"]
     out: dict[str, Any] = {"scale": scale, "clients": clients, "duration_s": duration}
-
-    async def run(*arguments: str) -> str:
-        done = await asyncio.to_thread(
-            subprocess.run,
-            [*base, *arguments],
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise BenchError(f"pgbench {' '.join(arguments[:2])} failed: {done.stderr[-300:]}")
-        return done.stdout
-
-    dsn = plain_dsn(server.superuser_dsn())
+    dsn = plain_dsn(EmbeddedPostgres(data_dir).superuser_dsn())
 
     async def create() -> None:
         connection = await asyncpg.connect(dsn)
@@ -247,17 +264,116 @@ async def pgbench(data_dir: Path, scale: int, clients: int, duration: float) -> 
             await connection.close()
 
     await create()
-    await run("-i", "-q", "-s", str(scale), "pgbench")
-    threads = str(max(1, min(clients, os.cpu_count() or 1)))
+    await _run_pgbench(data_dir, "-i", "-q", "-s", str(scale), "pgbench")
+    threads = _pgbench_threads(clients)
     for name, extra in (("select_only", ["-S"]), ("tpcb_like", [])):
-        output = await run(*extra, "-c", str(clients), "-j", threads, "-T", str(int(duration)),
-                     "-n", "pgbench")  # fmt: skip
-        found = re.search(r"tps = ([\d.]+)", output)
-        latency = re.search(r"latency average = ([\d.]+) ms", output)
-        out[name] = {
-            "tps": float(found.group(1)) if found else None,
-            "latency_avg_ms": float(latency.group(1)) if latency else None,
-        }
+        output = await _run_pgbench(data_dir, *extra, "-c", str(clients), "-j", threads,
+                                    "-T", str(int(duration)), "-n", "pgbench")  # fmt: skip
+        out[name] = _pgbench_figures(output)
+    return out
+
+
+# The loyalty workloads' write with no service in between: the service's own database function,
+# called by pgbench (a C client, as TPC-B's) as the service's role (the same row-level security),
+# on the accounts the loadgen workload writes to. pgbench picks them by number from a table of
+# their own, made for the run and dropped after it.
+LEDGER_SCHEMA = "bench_pgbench"
+LEDGER_ACCOUNTS = f"{LEDGER_SCHEMA}.loyalty_accounts"
+
+
+def ledger_script(workspace_id: str, accounts: int) -> str:
+    """pgbench's script for the ledger write: per transaction, an earn of 1 to 50 points then a
+    redemption of as many on one of the first ``accounts`` of ``LEDGER_ACCOUNTS``, as a visit of
+    the loyalty workloads does. Each statement is a transaction of its own, as the service's
+    one-statement writes are, so a pgbench transaction is two writes. ``crm_loyalty_write``'s
+    arguments: workspace, account, kind, points (negative to redeem), reason, API key, details,
+    the ids of the entry, of the lot (an earn's), of the redemption (a redemption's) and of the
+    two outbox events."""
+    if accounts < 1:
+        raise ValueError("the ledger write needs at least one account")
+    workspace = uuid.UUID(workspace_id)
+    call = (
+        f"SELECT * FROM crm_loyalty_write('{workspace}', "
+        f"(SELECT id FROM {LEDGER_ACCOUNTS} WHERE n = :n), "
+    )
+    new = "gen_random_uuid()"
+    return (
+        f"\\set n random(1, {accounts})\n"
+        "\\set points random(1, 50)\n"
+        "\\set spent -:points\n"
+        f"{call}'earn', :points, 'in-store bonus', NULL, '{{}}'::jsonb, "
+        f"{new}, {new}, NULL, {new}, {new});\n"
+        f"{call}'redeem', :spent, 'coffee voucher', NULL, '{{}}'::jsonb, "
+        f"{new}, NULL, {new}, {new}, {new});\n"
+    )
+
+
+# The writes the run made: every write the function makes adds one to its account's version.
+_VERSIONS = (
+    "SELECT coalesce(sum(version), 0) FROM loyalty_accounts "
+    "WHERE workspace_id = $1 AND id = ANY($2::uuid[])"
+)
+
+
+async def pgbench_ledger(
+    data_dir: Path, workspace_id: str, account_ids: list[str], clients: int, duration: float
+) -> dict[str, Any]:
+    """The ledger write by pgbench for ``duration`` seconds (writes/s: twice its tps), then the
+    ledger's invariants over the workspace. ``errors``: broken invariants, calls that wrote
+    nothing (the function answers so when an account is unsettled or short of points)."""
+    dsn = plain_dsn(EmbeddedPostgres(data_dir).superuser_dsn())
+    role = get_settings().app_role
+    quoted = '"' + role.replace('"', '""') + '"'
+    out: dict[str, Any] = {"function": "crm_loyalty_write", "role": role, "clients": clients,
+                           "accounts": len(account_ids), "duration_s": duration}  # fmt: skip
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(
+            f"DROP SCHEMA IF EXISTS {LEDGER_SCHEMA} CASCADE; CREATE SCHEMA {LEDGER_SCHEMA}; "
+            f"CREATE UNLOGGED TABLE {LEDGER_ACCOUNTS} (n integer PRIMARY KEY, id uuid NOT NULL); "
+            f"GRANT USAGE ON SCHEMA {LEDGER_SCHEMA} TO {quoted}; "
+            f"GRANT SELECT ON {LEDGER_ACCOUNTS} TO {quoted}"
+        )
+        await connection.execute(
+            f"INSERT INTO {LEDGER_ACCOUNTS} (n, id) "
+            "SELECT n, id FROM unnest($1::uuid[]) WITH ORDINALITY AS a (id, n)",
+            account_ids,
+        )
+        await connection.execute(f"ANALYZE {LEDGER_ACCOUNTS}")
+        before = await connection.fetchval(_VERSIONS, workspace_id, account_ids)
+        with tempfile.TemporaryDirectory(prefix="crm-ledger-") as folder:
+            script = Path(folder) / "ledger.sql"
+            script.write_text(ledger_script(workspace_id, len(account_ids)), encoding="utf-8")
+            output = await _run_pgbench(
+                data_dir, "-M", "prepared", "-f", str(script), "-c", str(clients),
+                "-j", _pgbench_threads(clients), "-T", str(int(duration)), "-n", DATABASE_NAME,
+                user=role,
+            )  # fmt: skip
+        written = int(await connection.fetchval(_VERSIONS, workspace_id, account_ids) - before)
+    finally:
+        try:
+            await connection.execute(f"DROP SCHEMA IF EXISTS {LEDGER_SCHEMA} CASCADE")
+        finally:
+            await connection.close()
+    figures = _pgbench_figures(output)
+    processed = re.search(r"number of transactions actually processed: (\d+)", output)
+    calls = 2 * int(processed.group(1)) if processed else None
+    out.update(
+        figures,
+        writes_per_s=2 * figures["tps"] if figures["tps"] is not None else None,
+        calls=calls,
+        written=written,
+        broken_invariants=await _broken_invariants(dsn, workspace_id),
+    )
+    errors = []
+    if out["broken_invariants"]:
+        errors.append(f"broken ledger invariants: {out['broken_invariants']}")
+    # A run stopped at its time limit may leave an uncounted call written, never the reverse.
+    if calls is None:
+        errors.append("pgbench's output gave no count of transactions")
+    elif written < calls:
+        errors.append(f"{calls - written:,} of {calls:,} calls wrote nothing (unsettled or short)")
+    out["errors"] = errors
     return out
 
 
@@ -419,7 +535,19 @@ async def measure(
             )
     if not args.skip_pgbench:
         _say("pgbench select-only and TPC-B-like ...")
-        report["pgbench"] = await pgbench(data_dir, scale.pgbench_scale, concurrency, duration)
+        report["pgbench"] = bench = await pgbench(
+            data_dir, scale.pgbench_scale, concurrency, duration
+        )
+        if "loyalty_loadgen" in report:
+            accounts = list(data.extra["loyalty_accounts"].values())
+            _say(f"pgbench: the ledger write (crm_loyalty_write) on {len(accounts)} accounts ...")
+            ledger = await pgbench_ledger(
+                data_dir, info["workspace_id"], accounts, concurrency, duration
+            )
+            ledger["vs_tpcb"] = ratio(ledger["writes_per_s"], bench["tpcb_like"]["tps"])
+            bench["loyalty_function"] = ledger
+            _say(f"  {_f(ledger['writes_per_s'], 0)} writes/s, {_f(ledger['vs_tpcb'], 3)}x "
+                 f"TPC-B; {'; '.join(ledger['errors']) or 'no errors'}")  # fmt: skip
     report["budgets"] = budgets(report)
     return report
 
@@ -485,13 +613,19 @@ async def _loyalty_loads(
         out[name] = result.as_dict()
         _say(f"  {result.rps:,.0f} req/s, p95 {result.p95_ms:,.1f} ms, "
              f"{result.non_2xx + result.errors} errors")  # fmt: skip
+    out["broken_invariants"] = await _broken_invariants(dsn, workspace_id)
+    return out
+
+
+async def _broken_invariants(dsn: str, workspace_id: str) -> dict[str, list[str]]:
+    """The ledger's broken invariants over the workspace (a write that overspent, or lost an
+    update, breaks one)."""
     engine = create_async_engine(dsn.replace("postgresql://", "postgresql+asyncpg://", 1))
     try:
         async with engine.connect() as connection:
-            out["broken_invariants"] = await broken_invariants(connection, workspace_id)
+            return await broken_invariants(connection, workspace_id)
     finally:
         await engine.dispose()
-    return out
 
 
 # The service and the raw baseline, loaded one after the other this many times: other work on
@@ -540,6 +674,10 @@ def budgets(report: dict[str, Any]) -> list[dict[str, Any]]:
                               "TPC-B tps", "target": ">= 0.4x", "measured": measured,
                     "met": measured is not None and measured >= 0.4
                     and load["non_2xx"] + load["errors"] == 0})  # fmt: skip
+        ledger = (report.get("pgbench") or {}).get("loyalty_function")
+        if ledger:
+            # Informational: the same write from pgbench, no service (not part of the target).
+            out[-1]["database_ceiling"] = ledger["vs_tpcb"]
     if "loyalty_hot_account" in loyalty:
         load = loyalty["loyalty_hot_account"]
         out.append({"budget": f"loyalty on one account, {load['connections']} clients (loadgen), "
@@ -652,6 +790,15 @@ def render_markdown(report: dict[str, Any], charts: list[str]) -> str:
                 f"| pgbench {name.replace('_', ' ')} (scale {bench['scale']}) | "
                 f"{_f(bench[name]['tps'], 0)} | {_f(bench[name]['latency_avg_ms'], 2)} (avg) | | |"
             )
+        ledger = bench.get("loyalty_function")
+        if ledger:
+            lines.append(
+                f"| pgbench ledger write: `crm_loyalty_write` (earn, then redeem as many, on "
+                f"{ledger['accounts']} loyalty accounts), the database's own ceiling for the "
+                f"loyalty write (no service) | {_f(ledger['writes_per_s'], 0)} writes/s "
+                f"({_f(ledger['vs_tpcb'], 3)}x TPC-B) | {_f(ledger['latency_avg_ms'], 2)} "
+                "(avg per earn + redeem) | | |"
+            )
     lines += [
         "",
         "## Workloads",
@@ -723,6 +870,28 @@ def render_markdown(report: dict[str, Any], charts: list[str]) -> str:
         broken = loyalty["broken_invariants"]
         verdict = f"**broken**: {broken}" if broken else "all hold (no overspend)."
         lines += ["", f"Ledger invariants after the loyalty loads: {verdict}"]
+        ledger = (report.get("pgbench") or {}).get("loyalty_function")
+        if ledger:
+            many = loyalty.get("loyalty_many_accounts")
+            reached = (
+                f"; `loyalty_many_accounts` by loadgen, through the service, reaches "
+                f"{_f(ratio(many['rps'], ledger['writes_per_s']), 3)}x of it"
+                if many
+                else ""
+            )
+            broken = ledger["broken_invariants"]
+            verdict = f"**broken**: {broken}" if broken else "all hold."
+            problems = "; ".join(ledger["errors"])
+            lines += [
+                "",
+                f"The database's own ceiling for the ledger write (no service): "
+                f"`crm_loyalty_write` called by pgbench as `{ledger['role']}`, "
+                f"{ledger['clients']} clients, an earn then a redemption of as many points on "
+                f"one of {ledger['accounts']} accounts, each its own transaction: "
+                f"{_f(ledger['writes_per_s'], 0)} writes/s, {_f(ledger['vs_tpcb'], 3)}x "
+                f"pgbench TPC-B tps{reached}. Ledger invariants after it: {verdict}"
+                + (f" **Errors**: {problems}." if problems else ""),
+            ]
     lines += ["", "## Budgets", "", "| budget | target | measured | met |", "|---|---|---:|---|"]
     for budget in report["budgets"]:
         measured = budget["measured"]
@@ -732,9 +901,15 @@ def render_markdown(report: dict[str, Any], charts: list[str]) -> str:
             shown = f"{_f(measured)} ms"
         else:
             shown = _f(measured)
+        label = budget["budget"]
+        if "database_ceiling" in budget:
+            label += (
+                f" (informational: the database's own ceiling for this write, "
+                f"`crm_loyalty_write` from pgbench with no service, "
+                f"{_f(budget['database_ceiling'], 3)}x)"
+            )
         lines.append(
-            f"| {budget['budget']} | {budget['target']} | {shown} | "
-            f"{'yes' if budget['met'] else 'no'} |"
+            f"| {label} | {budget['target']} | {shown} | {'yes' if budget['met'] else 'no'} |"
         )
     if charts:
         lines += ["", "## Charts", ""] + [f"![{Path(c).stem}]({Path(c).name})" for c in charts]
