@@ -33,7 +33,9 @@ In one run, on an embedded PostgreSQL of its own:
    for the ratio to the raw baseline the budget is stated in: in three rounds, each loading
    the service and then the baseline, reporting the median of the paired ratios. The loyalty
    workloads are also driven by ``bench.loadgen`` (their budgets are stated against pgbench's
-   TPC-B, whose client is C), after which the ledger's invariants are checked;
+   TPC-B, whose client is C), after which the ledger's invariants are checked, and so is
+   ``graphql_contact_page`` (its budget is stated against the raw baseline, beyond what the
+   httpx client sends here), on a hundred contacts' pages each first checked for errors;
 5. ``<out>/workloads-<ts>.json`` and ``.md``, with latency and throughput charts (PNG,
    matplotlib from the ``bench`` extra); ``--publish`` also copies the summary and charts to
    ``bench/reports/``, which the README links to.
@@ -82,7 +84,15 @@ from bench.foundation import (
     ratio,
 )
 from bench.history import _client, _f, _service_statements
-from bench.scenarios import SCENARIOS, Dataset, Outcome, Scenario, drive, load_dataset
+from bench.scenarios import (
+    CONTACT_PAGE,
+    SCENARIOS,
+    Dataset,
+    Outcome,
+    Scenario,
+    drive,
+    load_dataset,
+)
 from bench.search import (
     _CHILD,
     _CODE,
@@ -524,6 +534,12 @@ async def measure(
                 concurrency=concurrency, duration=duration, warmup=warmup,
             )  # fmt: skip
 
+        if any(workload.name == "graphql_contact_page" for workload in chosen):
+            report["graphql_loadgen"] = await _graphql_load(
+                client, service, auth, data,
+                concurrency=concurrency, duration=duration, warmup=warmup,
+            )  # fmt: skip
+
         if not args.only or "get_contact" in args.only:
             report["get_contact_raw"] = await _paired_rounds(
                 service.url(f"/v1/contacts/{data.contact_ids[0]}"),
@@ -628,6 +644,53 @@ async def _broken_invariants(dsn: str, workspace_id: str) -> dict[str, list[str]
         await engine.dispose()
 
 
+# Contacts whose page the GraphQL load asks for, in turn.
+GRAPHQL_PAGES = 100
+
+
+async def _graphql_load(
+    client: httpx.AsyncClient,
+    service: Server,
+    auth: dict[str, str],
+    data: Dataset,
+    *,
+    concurrency: int,
+    duration: float,
+    warmup: float,
+) -> dict[str, Any]:
+    """The GraphQL contact page by loadgen, on ``GRAPHQL_PAGES`` contacts in turn.
+
+    Its budget is stated against the raw baseline, which loadgen drives: the scenarios' httpx
+    client tops out below the budget's rate here, so it cannot show whether the service meets
+    it. loadgen reads statuses only and a GraphQL error comes with a 200, so each page is
+    first asked for once through the client and must come back without errors.
+    """
+    pages = data.contact_ids[:GRAPHQL_PAGES]
+    bodies = [
+        json.dumps({"query": CONTACT_PAGE, "variables": {"id": contact_id}}).encode()
+        for contact_id in pages
+    ]
+    failed = []
+    for contact_id, body in zip(pages, bodies, strict=True):
+        answered = await client.post(
+            "/graphql", content=body, headers={"Content-Type": "application/json"}
+        )
+        if answered.status_code != 200 or answered.json().get("errors"):
+            failed.append(f"{contact_id}: {answered.status_code} {answered.text[:200]}")
+    _say(f"graphql_contact_page by loadgen: {len(pages)} contacts, {concurrency} connections ...")
+    headers = {**auth, "Content-Type": "application/json"}
+    targets = [
+        loadgen.build_target(service.url("/graphql"), method="POST", headers=headers, body=body)
+        for body in bodies
+    ]
+    result = await loadgen.run_load(
+        targets, connections=concurrency, duration=duration, warmup=warmup
+    )
+    _say(f"  {result.rps:,.0f} req/s, p95 {result.p95_ms:,.1f} ms, "
+         f"{result.non_2xx + result.errors + len(failed)} errors")  # fmt: skip
+    return {**result.as_dict(), "pages": len(pages), "pages_with_errors": failed}
+
+
 # The service and the raw baseline, loaded one after the other this many times: other work on
 # the machine moves both, and the median of the paired ratios is what it moves least.
 PAIRED_ROUNDS = 3
@@ -686,9 +749,16 @@ def budgets(report: dict[str, Any]) -> list[dict[str, Any]]:
                     and load["non_2xx"] + load["errors"] == 0})  # fmt: skip
     if "graphql_contact_page" in workloads:
         page = workloads["graphql_contact_page"]
-        measured = ratio(page["requests_per_s"], raw)
-        out.append({"budget": "GraphQL contact page, req/s vs raw baseline", "target": ">= 0.25x",
-                    "measured": measured, "met": measured is not None and measured >= 0.25,
+        load = report.get("graphql_loadgen")
+        if load is not None:
+            measured = ratio(load["rps"], raw)
+            clean = load["non_2xx"] + load["errors"] + len(load["pages_with_errors"]) == 0
+            driver = "(loadgen) "
+        else:
+            measured, clean, driver = ratio(page["requests_per_s"], raw), page["errors"] == 0, ""
+        out.append({"budget": f"GraphQL contact page, req/s {driver}vs raw baseline",
+                    "target": ">= 0.25x", "measured": measured,
+                    "met": measured is not None and measured >= 0.25 and clean,
                     "statements_per_request": page["statements_per_request"]})  # fmt: skip
     if "search" in workloads:
         p95 = workloads["search"]["p95_ms"]
@@ -854,6 +924,17 @@ def render_markdown(report: dict[str, Any], charts: list[str]) -> str:
             f"{len(get_raw['rounds'])} interleaved rounds: {paired}), "
             f"p50 {_f(get_raw['p50_ms'], 2)} ms, p99 {_f(get_raw['p99_ms'], 2)} ms, "
             f"{get_raw['non_2xx'] + get_raw['errors']} errors.",
+        ]
+    graphql = report.get("graphql_loadgen")
+    if graphql:
+        failed = graphql["pages_with_errors"]
+        lines += [
+            "",
+            f"`graphql_contact_page` by loadgen, {graphql['connections']} connections, the page "
+            f"of {graphql['pages']} contacts in turn: {_f(graphql['rps'], 0)} req/s, "
+            f"p50 {_f(graphql['p50_ms'], 2)} ms, p99 {_f(graphql['p99_ms'], 2)} ms, "
+            f"{graphql['non_2xx'] + graphql['errors']} errors; pages answered with GraphQL "
+            f"errors beforehand: {len(failed)}" + (f" (first: {failed[0]})." if failed else "."),
         ]
     loyalty = report.get("loyalty_loadgen")
     if loyalty:
