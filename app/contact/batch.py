@@ -65,9 +65,9 @@ class BatchService:
                             index=index, status="created", id=created.id
                         ))  # fmt: skip
                     else:
-                        current = await contact_service.get(session, auth, existing)
+                        current = await contact_service.get_for_update(session, auth, existing)
                         patch = self._as_patch(item, current, region)
-                        updated = await contact_service.update(session, auth, existing, patch)
+                        updated = await contact_service.apply_patch(session, auth, current, patch)
                         written = updated.id
                         results.append(schemas.BatchItemResult(
                             index=index, status="updated", id=updated.id

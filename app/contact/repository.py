@@ -119,7 +119,11 @@ class ContactRepository:
             select(Contact).where(Contact.workspace_id == workspace_id, Contact.id == contact_id)
         )
         if for_update:
-            statement = statement.with_for_update(of=Contact)
+            # The row as locked, over whatever the session holds of it (an earlier read,
+            # or a copy this transaction wrote and the database completed).
+            statement = statement.with_for_update(of=Contact).execution_options(
+                populate_existing=True
+            )
         result = await self.session.execute(statement)
         found: Contact | None = result.scalars().unique().one_or_none()
         return found

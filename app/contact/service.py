@@ -13,11 +13,13 @@ from typing import Any
 import phonenumbers
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.auth.dependencies import AuthContext
 from app.contact import schemas
 from app.contact.exceptions import ContactMerged, ContactNotFound, DuplicateContact
 from app.contact.repository import ContactFilters, ContactRepository
+from app.db.clock import transaction_now
 from app.db.direct import DirectPool
 from app.db.locking import lock_keys
 from app.events import outbox
@@ -378,13 +380,40 @@ class ContactService:
             PreconditionFailed: ``if_match`` names an older version.
             DuplicateContact, ValidationFailed: as for ``create``.
         """
-        repository = ContactRepository(session)
-        contact = await repository.get(auth.workspace_id, contact_id, for_update=True)
+        contact = await self.get_for_update(session, auth, contact_id)
+        check_if_match(if_match, contact.version)
+        return await self.apply_patch(session, auth, contact, patch)
+
+    async def get_for_update(
+        self, session: AsyncSession, auth: AuthContext, contact_id: uuid.UUID
+    ) -> Contact:
+        """A live contact with its e-mails, phones and ids, its row locked until the
+        transaction ends: to change it (``apply_patch``).
+
+        Raises:
+            ContactNotFound / ContactMerged: as for ``get``.
+        """
+        contact = await ContactRepository(session).get(
+            auth.workspace_id, contact_id, for_update=True
+        )
         if contact is None:
             raise ContactNotFound()
         if contact.merged_into_id is not None:
             raise ContactMerged(contact.merged_into_id)
-        check_if_match(if_match, contact.version)
+        return contact
+
+    async def apply_patch(
+        self,
+        session: AsyncSession,
+        auth: AuthContext,
+        contact: Contact,
+        patch: schemas.ContactUpdate,
+    ) -> Contact:
+        """``update`` of a contact this transaction read with ``get_for_update``.
+
+        Raises:
+            DuplicateContact, ValidationFailed: as for ``create``.
+        """
         before = self.to_schema(contact).model_dump(mode="json")
         workspace = await self._workspace(session, auth)
         changes = patch.changes()
@@ -446,7 +475,9 @@ class ContactService:
             return contact
         self._index(contact)
         await self._flush_checking_uniqueness(session, auth, contact)
-        await session.refresh(contact, ["updated_at"])
+        # The UPDATE set updated_at to now(), the transaction's timestamp: known without
+        # reading the row back.
+        set_committed_value(contact, "updated_at", await transaction_now(session))
         await outbox.record(
             session,
             workspace_id=auth.workspace_id,
@@ -467,14 +498,9 @@ class ContactService:
         if_match: str | None = None,
     ) -> None:
         """Delete a contact and everything that is only its own (contact points, links)."""
-        repository = ContactRepository(session)
-        contact = await repository.get(auth.workspace_id, contact_id, for_update=True)
-        if contact is None:
-            raise ContactNotFound()
-        if contact.merged_into_id is not None:
-            raise ContactMerged(contact.merged_into_id)
+        contact = await self.get_for_update(session, auth, contact_id)
         check_if_match(if_match, contact.version)
-        await repository.delete(contact)
+        await ContactRepository(session).delete(contact)
         session.expunge(contact)
         await outbox.record(
             session,

@@ -312,6 +312,29 @@ async def test_delete_then_404_and_events(
     ]
 
 
+async def test_an_update_answers_and_announces_the_time_it_stored(
+    client: httpx.AsyncClient, workspace: WorkspaceHandle, owner_engine: AsyncEngine
+) -> None:
+    created = (await create(client, workspace, **SOMCHAI)).json()
+    url = f"/v1/contacts/{created['id']}"
+    patched = await client.patch(url, headers=workspace.headers, json={"tags": ["vip"]})
+    assert patched.status_code == 200
+    stored = (await client.get(url, headers=workspace.headers)).json()["updated_at"]
+    assert patched.json()["updated_at"] == stored
+    assert stored > created["updated_at"]
+    async with owner_engine.connect() as connection:
+        announced = (
+            await connection.execute(
+                text(
+                    "SELECT data->>'updated_at' FROM outbox_events WHERE workspace_id = :w "
+                    "AND aggregate_id = :id AND type = 'contact.updated'"
+                ),
+                {"w": workspace.id, "id": created["id"]},
+            )
+        ).scalar_one()
+    assert announced == stored
+
+
 async def test_another_workspaces_contact_is_404(
     client: httpx.AsyncClient, make_workspace: Any
 ) -> None:

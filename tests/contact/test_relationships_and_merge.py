@@ -454,3 +454,29 @@ class TestBatch:
         # Each new contact: a savepoint and its release, the uniqueness check, the contact,
         # its external id and its event.
         assert (len(large) - len(small)) / 20 <= 6, large
+
+    async def test_a_batch_reads_each_contact_it_updates_once(
+        self, client: httpx.AsyncClient, workspace: WorkspaceHandle, database: Database
+    ) -> None:
+        """An item that updates a contact reads it once, locked, and changes that copy."""
+        items = [
+            {"given_name": f"Sync {n}", "external_ids": {"erp": f"again-{n}"}} for n in range(25)
+        ]
+        first = await client.post(
+            "/v1/contacts/batch", headers=workspace.headers, json={"items": items}
+        )
+        assert first.json()["created"] == 25
+        for item in items:
+            item["lifecycle_stage"] = "customer"
+        with count_statements(database) as statements:
+            again = await client.post(
+                "/v1/contacts/batch", headers=workspace.headers, json={"items": items}
+            )
+        assert again.status_code == 200, again.text
+        assert again.json()["updated"] == 25
+        reads = [s for s in statements if s.startswith("SELECT contacts.")]
+        assert len(reads) == 25, reads
+        assert all("FOR UPDATE" in s for s in reads), reads
+        for row in again.json()["results"]:
+            shown = await client.get(f"/v1/contacts/{row['id']}", headers=workspace.headers)
+            assert shown.json()["lifecycle_stage"] == "customer"
