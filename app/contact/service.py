@@ -417,9 +417,8 @@ class ContactService:
         before = self.to_schema(contact).model_dump(mode="json")
         workspace = await self._workspace(session, auth)
         changes = patch.changes()
-        emails = [(item.email, item.is_primary) for item in contact.emails]
-        phones = [(item.number, item.type, item.is_primary) for item in contact.phones]
-        external_ids = {item.system: item.value for item in contact.external_ids}
+        stored = (emails_of(contact), phones_of(contact), external_ids_of(contact))
+        emails, phones, external_ids = stored
         if "emails" in changes:
             emails = [(item.email, item.primary) for item in patch.emails or []]
         if "phones" in changes:
@@ -430,7 +429,9 @@ class ContactService:
                 merge_patch(external_ids, changes["external_ids"] or {}),
                 "external_ids",
             )
-        replace_children = bool({"emails", "phones", "external_ids"} & changes.keys())
+        # Contact points sent again as they are (a partner sync re-sending its ids) are left
+        # alone: no rows replaced, and no e-mail or id newly claimed to check.
+        replace_children = _stored_children(emails, phones, external_ids) != stored
         if replace_children:
             # Old child rows go first, in a flush of their own, so that a value that stays
             # (the same e-mail) is deleted before it is inserted again. Nothing else has
@@ -474,7 +475,10 @@ class ContactService:
         if not changed:
             return contact
         self._index(contact)
-        await self._flush_checking_uniqueness(session, auth, contact)
+        if replace_children:
+            await self._flush_checking_uniqueness(session, auth, contact)
+        else:
+            await self._flush(session, contact)
         # The UPDATE set updated_at to now(), the transaction's timestamp: known without
         # reading the row back.
         set_committed_value(contact, "updated_at", await transaction_now(session))
@@ -614,25 +618,24 @@ class ContactService:
         phones: Sequence[tuple[str, str, bool]],
         external_ids: dict[str, str],
     ) -> None:
-        has_primary_email = any(primary for _, primary in emails)
+        emails, phones, external_ids = _stored_children(emails, phones, external_ids)
         contact.emails = [
             ContactEmail(
                 workspace_id=contact.workspace_id,
                 contact_id=contact.id,
                 email=email,
-                is_primary=primary or (not has_primary_email and index == 0),
+                is_primary=primary,
                 position=index,
             )
             for index, (email, primary) in enumerate(emails)
         ]
-        has_primary_phone = any(primary for _, _, primary in phones)
         contact.phones = [
             ContactPhone(
                 workspace_id=contact.workspace_id,
                 contact_id=contact.id,
                 number=number,
                 type=kind,
-                is_primary=primary or (not has_primary_phone and index == 0),
+                is_primary=primary,
                 position=index,
             )
             for index, (number, kind, primary) in enumerate(phones)
@@ -682,6 +685,10 @@ class ContactService:
             + [f"external_id:{system}:{value}" for system, value in pairs],
         )
         await self._raise_if_taken(repository, auth, contact, emails, pairs)
+        await self._flush(session, contact)
+
+    @staticmethod
+    async def _flush(session: AsyncSession, contact: Contact) -> None:
         await session.flush()
         # search_text was written as an SQL expression; its value is not needed in memory.
         session.expire(contact, ["search_text"])
@@ -734,6 +741,28 @@ contact = ContactService()
 
 # A contact read to be shown carries its e-mails, phones and ids as JSON values; one loaded to
 # be changed carries them as ORM collections, which then reflect the session's changes.
+def _stored_children(
+    emails: Sequence[tuple[str, bool]],
+    phones: Sequence[tuple[str, str, bool]],
+    external_ids: dict[str, str],
+) -> tuple[list[tuple[str, bool]], list[tuple[str, str, bool]], dict[str, str]]:
+    """Contact points as they are stored (and as ``emails_of`` and the others read them):
+    the first e-mail and the first phone are primary when none is."""
+    has_primary_email = any(primary for _, primary in emails)
+    has_primary_phone = any(primary for _, _, primary in phones)
+    return (
+        [
+            (email, primary or (not has_primary_email and index == 0))
+            for index, (email, primary) in enumerate(emails)
+        ],
+        [
+            (number, kind, primary or (not has_primary_phone and index == 0))
+            for index, (number, kind, primary) in enumerate(phones)
+        ],
+        dict(external_ids),
+    )
+
+
 def emails_of(contact: Contact) -> list[tuple[str, bool]]:
     """``(email, primary)`` in order."""
     if "emails" in contact.__dict__ or contact.email_values is None:
