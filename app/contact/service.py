@@ -393,9 +393,7 @@ class ContactService:
         Raises:
             ContactNotFound / ContactMerged: as for ``get``.
         """
-        contact = await ContactRepository(session).get(
-            auth.workspace_id, contact_id, for_update=True
-        )
+        contact = await ContactRepository(session).read_for_update(auth.workspace_id, contact_id)
         if contact is None:
             raise ContactNotFound()
         if contact.merged_into_id is not None:
@@ -433,6 +431,8 @@ class ContactService:
         # alone: no rows replaced, and no e-mail or id newly claimed to check.
         replace_children = _stored_children(emails, phones, external_ids) != stored
         if replace_children:
+            # The rows themselves, to replace (the locked read brought their values only).
+            await ContactRepository(session).get(auth.workspace_id, contact.id, for_update=True)
             # Old child rows go first, in a flush of their own, so that a value that stays
             # (the same e-mail) is deleted before it is inserted again. Nothing else has
             # changed yet, so the contact row itself is updated once, at the end.
@@ -478,7 +478,12 @@ class ContactService:
         if replace_children:
             await self._flush_checking_uniqueness(session, auth, contact)
         else:
+            # The flush forgets the contact points the locked read brought as values; the
+            # contact still holds them.
+            kept = {name: contact.__dict__[name] for name in _POINT_VALUES}
             await self._flush(session, contact)
+            for name, value in kept.items():
+                set_committed_value(contact, name, value)
         # The UPDATE set updated_at to now(), the transaction's timestamp: known without
         # reading the row back.
         set_committed_value(contact, "updated_at", await transaction_now(session))
@@ -653,15 +658,17 @@ class ContactService:
             contact.given_name,
             contact.family_name,
             contact.locale or workspace.locale,
-            [e.email for e in contact.emails],
-            [p.number for p in contact.phones],
-            {x.system: x.value for x in contact.external_ids},
+            [email for email, _ in emails_of(contact)],
+            [number for number, _, _ in phones_of(contact)],
+            external_ids_of(contact),
         )
 
     @staticmethod
     def _index(contact: Contact) -> None:
         source = search_source(
-            contact, [e.email for e in contact.emails], [p.number for p in contact.phones]
+            contact,
+            [email for email, _ in emails_of(contact)],
+            [number for number, _, _ in phones_of(contact)],
         )
         contact.search_text = func.crm_search_key(source)
         contact.name_sort_key = sort_key(contact.display_name)
@@ -741,6 +748,10 @@ contact = ContactService()
 
 # A contact read to be shown carries its e-mails, phones and ids as JSON values; one loaded to
 # be changed carries them as ORM collections, which then reflect the session's changes.
+# What ContactRepository's reads bring instead of the contact point rows.
+_POINT_VALUES = ("email_values", "phone_values", "external_id_values")
+
+
 def _stored_children(
     emails: Sequence[tuple[str, bool]],
     phones: Sequence[tuple[str, str, bool]],
