@@ -11,7 +11,7 @@ from app.auth.dependencies import AuthContext
 from app.contact import schemas
 from app.contact.repository import ContactRepository
 from app.contact.service import contact as contact_service
-from app.contact.service import emails_of, phones_of
+from app.contact.service import email_key, emails_of, id_key, phones_of, vouch_free
 from app.db.locking import lock_keys
 from app.kit.contact_points import normalize_phone
 from app.kit.errors import CRMError, ValidationFailed
@@ -36,23 +36,22 @@ class BatchService:
         region = await contact_service.region(session, auth)
         # Every item's keys at once, in one sorted pass: item by item, two partner syncs
         # sending overlapping contacts in different orders would deadlock each other.
+        emails = [email.email for item in batch.items for email in item.emails]
+        pairs = [pair for item in batch.items for pair in item.external_ids.items()]
         await lock_keys(
             session,
             auth.workspace_id,
-            [f"email:{email.email}" for item in batch.items for email in item.emails]
-            + [
-                f"external_id:{system}:{value}"
-                for item in batch.items
-                for system, value in item.external_ids.items()
-            ],
+            [email_key(email) for email in emails] + [id_key(*pair) for pair in pairs],
         )
         # Every item's owner at once (two statements, not two per item); what the batch
         # writes is added as it goes, so a later item finds a contact an earlier one made.
-        id_owners = await repository.external_id_owners(auth.workspace_id, [
-            pair for item in batch.items for pair in item.external_ids.items()
-        ])  # fmt: skip
-        email_owners = await repository.email_owners(
-            auth.workspace_id, [email.email for item in batch.items for email in item.emails]
+        id_owners = await repository.external_id_owners(auth.workspace_id, pairs)
+        email_owners = await repository.email_owners(auth.workspace_id, emails)
+        # Looked up under their locks: the items' writes need not look again.
+        vouch_free(
+            session,
+            [email_key(email) for email in emails if email not in email_owners]
+            + [id_key(*pair) for pair in pairs if pair not in id_owners],
         )
         for index, item in enumerate(batch.items):
             try:

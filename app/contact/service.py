@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -685,14 +685,13 @@ class ContactService:
         repository = ContactRepository(session)
         emails = [e.email for e in contact.emails]
         pairs = [(x.system, x.value) for x in contact.external_ids]
-        await lock_keys(
-            session,
-            auth.workspace_id,
-            [f"email:{email}" for email in emails]
-            + [f"external_id:{system}:{value}" for system, value in pairs],
-        )
-        await self._raise_if_taken(repository, auth, contact, emails, pairs)
+        keys = [email_key(email) for email in emails] + [id_key(*pair) for pair in pairs]
+        await lock_keys(session, auth.workspace_id, keys)
+        free = _vouched_free(session)
+        await self._raise_if_taken(repository, auth, contact, emails, pairs, free)
         await self._flush(session, contact)
+        # Claimed now: a later writer in this transaction must look again.
+        free.difference_update(keys)
 
     @staticmethod
     async def _flush(session: AsyncSession, contact: Contact) -> None:
@@ -707,8 +706,11 @@ class ContactService:
         contact: Contact,
         emails: Sequence[str],
         pairs: Sequence[tuple[str, str]],
+        free: set[str],
     ) -> None:
-        owners = await repository.email_owners(auth.workspace_id, emails)
+        owners = await repository.email_owners(
+            auth.workspace_id, [email for email in emails if email_key(email) not in free]
+        )
         for index, email in enumerate(emails):
             owner = owners.get(email)
             if owner is not None and owner != contact.id:
@@ -717,7 +719,9 @@ class ContactService:
                     field=f"emails.{index}.email",
                     existing_id=owner,
                 )
-        id_owners = await repository.external_id_owners(auth.workspace_id, pairs)
+        id_owners = await repository.external_id_owners(
+            auth.workspace_id, [pair for pair in pairs if id_key(*pair) not in free]
+        )
         for system, value in pairs:
             owner = id_owners.get((system, value))
             if owner is not None and owner != contact.id:
@@ -748,6 +752,37 @@ contact = ContactService()
 
 # A contact read to be shown carries its e-mails, phones and ids as JSON values; one loaded to
 # be changed carries them as ORM collections, which then reflect the session's changes.
+def email_key(email: str) -> str:
+    """The lock name (``lock_keys``) of a contact e-mail."""
+    return f"email:{email}"
+
+
+def id_key(system: str, value: str) -> str:
+    """The lock name (``lock_keys``) of a partner system's id."""
+    return f"external_id:{system}:{value}"
+
+
+# Keys the current transaction holds locked and has found unowned (vouch_free), with that
+# transaction.
+_FREE = "crm.contact.free_keys"
+
+
+def vouch_free(session: AsyncSession, keys: Iterable[str]) -> None:
+    """Tell the contact writes of this transaction that no contact has these keys: the
+    caller holds their locks (``lock_keys``, outside any savepoint) and looked them up after
+    taking them, so no other writer can have claimed one since. A write that claims one
+    then needs no look-up of its own (a batch looks up all its items' keys at once); the
+    key is struck off as it is claimed."""
+    session.info[_FREE] = (session.sync_session.get_transaction(), set(keys))
+
+
+def _vouched_free(session: AsyncSession) -> set[str]:
+    kept: tuple[object, set[str]] | None = session.info.get(_FREE)
+    if kept is not None and kept[0] is session.sync_session.get_transaction():
+        return kept[1]
+    return set()
+
+
 # What ContactRepository's reads bring instead of the contact point rows.
 _POINT_VALUES = ("email_values", "phone_values", "external_id_values")
 
