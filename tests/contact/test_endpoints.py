@@ -295,16 +295,7 @@ async def test_delete_then_404_and_events(
     assert_problem(await client.get(url, headers=workspace.headers), 404, "not_found")
     # The e-mail is free again.
     assert (await create(client, workspace, **SOMCHAI)).status_code == 201
-    async with owner_engine.connect() as connection:
-        rows = (
-            await connection.execute(
-                text(
-                    "SELECT type, changed_fields FROM outbox_events "
-                    "WHERE workspace_id = :w AND aggregate_id = :id ORDER BY id"
-                ),
-                {"w": workspace.id, "id": created["id"]},
-            )
-        ).all()
+    rows = await _events(owner_engine, workspace, created["id"])
     assert [(row.type, row.changed_fields) for row in rows] == [
         ("contact.created", []),
         ("contact.updated", ["tags"]),
@@ -322,17 +313,26 @@ async def test_an_update_answers_and_announces_the_time_it_stored(
     stored = (await client.get(url, headers=workspace.headers)).json()["updated_at"]
     assert patched.json()["updated_at"] == stored
     assert stored > created["updated_at"]
+    [announced] = [
+        row.data for row in await _events(owner_engine, workspace, created["id"])
+        if row.type == "contact.updated"
+    ]  # fmt: skip
+    assert announced["updated_at"] == stored
+
+
+async def _events(
+    owner_engine: AsyncEngine, workspace: WorkspaceHandle, contact_id: str
+) -> list[Any]:
+    """The contact's events in the outbox, oldest first."""
     async with owner_engine.connect() as connection:
-        announced = (
-            await connection.execute(
-                text(
-                    "SELECT data->>'updated_at' FROM outbox_events WHERE workspace_id = :w "
-                    "AND aggregate_id = :id AND type = 'contact.updated'"
-                ),
-                {"w": workspace.id, "id": created["id"]},
-            )
-        ).scalar_one()
-    assert announced == stored
+        result = await connection.execute(
+            text(
+                "SELECT type, changed_fields, data FROM outbox_events "
+                "WHERE workspace_id = :w AND aggregate_id = :id ORDER BY id"
+            ),
+            {"w": workspace.id, "id": contact_id},
+        )
+        return list(result.all())
 
 
 async def test_another_workspaces_contact_is_404(
