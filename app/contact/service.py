@@ -480,7 +480,9 @@ class ContactService:
         else:
             # The flush forgets the contact points the locked read brought as values; the
             # contact still holds them.
-            kept = {name: contact.__dict__[name] for name in _POINT_VALUES}
+            kept = {
+                name: contact.__dict__[name] for name in _POINT_VALUES if name in contact.__dict__
+            }
             await self._flush(session, contact)
             for name, value in kept.items():
                 set_committed_value(contact, name, value)
@@ -750,8 +752,6 @@ def _derived_from_names(before: dict[str, Any], contact: Contact) -> bool:
 contact = ContactService()
 
 
-# A contact read to be shown carries its e-mails, phones and ids as JSON values; one loaded to
-# be changed carries them as ORM collections, which then reflect the session's changes.
 def email_key(email: str) -> str:
     """The lock name (``lock_keys``) of a contact e-mail."""
     return f"email:{email}"
@@ -809,6 +809,8 @@ def _stored_children(
     )
 
 
+# A contact as read carries its e-mails, phones and ids as JSON values; one whose contact
+# points are being replaced carries them as ORM collections, which reflect the session's changes.
 def emails_of(contact: Contact) -> list[tuple[str, bool]]:
     """``(email, primary)`` in order."""
     if "emails" in contact.__dict__ or contact.email_values is None:
