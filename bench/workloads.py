@@ -71,6 +71,7 @@ import psutil
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.config import get_settings
+from app.db.bootstrap import quote_ident
 from app.db.embedded import DATABASE_NAME, SUPERUSER, EmbeddedPostgres, _bin_dir
 from app.loyalty.invariants import broken_invariants
 from bench import loadgen, search
@@ -333,7 +334,7 @@ async def pgbench_ledger(
     nothing (the function answers so when an account is unsettled or short of points)."""
     dsn = plain_dsn(EmbeddedPostgres(data_dir).superuser_dsn())
     role = get_settings().app_role
-    quoted = '"' + role.replace('"', '""') + '"'
+    quoted = quote_ident(role)
     out: dict[str, Any] = {"function": "crm_loyalty_write", "role": role, "clients": clients,
                            "accounts": len(account_ids), "duration_s": duration}  # fmt: skip
     connection = await asyncpg.connect(dsn)

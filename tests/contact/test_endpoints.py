@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.session import Database
+from tests.account.test_endpoints import events
 from tests.conftest import WorkspaceHandle
 from tests.test_conventions import assert_problem
 from tests.test_graphql import count_statements
@@ -295,7 +296,7 @@ async def test_delete_then_404_and_events(
     assert_problem(await client.get(url, headers=workspace.headers), 404, "not_found")
     # The e-mail is free again.
     assert (await create(client, workspace, **SOMCHAI)).status_code == 201
-    rows = await _events(owner_engine, workspace, created["id"])
+    rows = await events(owner_engine, workspace, created["id"])
     assert [(row.type, row.changed_fields) for row in rows] == [
         ("contact.created", []),
         ("contact.updated", ["tags"]),
@@ -314,25 +315,10 @@ async def test_an_update_answers_and_announces_the_time_it_stored(
     assert patched.json()["updated_at"] == stored
     assert stored > created["updated_at"]
     [announced] = [
-        row.data for row in await _events(owner_engine, workspace, created["id"])
+        row.data for row in await events(owner_engine, workspace, created["id"])
         if row.type == "contact.updated"
     ]  # fmt: skip
     assert announced["updated_at"] == stored
-
-
-async def _events(
-    owner_engine: AsyncEngine, workspace: WorkspaceHandle, contact_id: str
-) -> list[Any]:
-    """The contact's events in the outbox, oldest first."""
-    async with owner_engine.connect() as connection:
-        result = await connection.execute(
-            text(
-                "SELECT type, changed_fields, data FROM outbox_events "
-                "WHERE workspace_id = :w AND aggregate_id = :id ORDER BY id"
-            ),
-            {"w": workspace.id, "id": contact_id},
-        )
-        return list(result.all())
 
 
 async def test_another_workspaces_contact_is_404(
