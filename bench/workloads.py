@@ -532,7 +532,7 @@ async def measure(
         if loyalty:
             report["loyalty_loadgen"] = await _loyalty_loads(
                 service, auth, data, [w.name for w in loyalty], dsn, info["workspace_id"],
-                concurrency=concurrency, duration=duration, warmup=warmup,
+                pgdata, concurrency=concurrency, duration=duration, warmup=warmup,
             )  # fmt: skip
 
         if any(workload.name == "graphql_contact_page" for workload in chosen):
@@ -607,13 +607,15 @@ async def _loyalty_loads(
     names: list[str],
     dsn: str,
     workspace_id: str,
+    pgdata: Path,
     *,
     concurrency: int,
     duration: float,
     warmup: float,
 ) -> dict[str, Any]:
-    """Each loyalty workload by loadgen, then the ledger's invariants over the workspace (a
-    write that overspent, or lost an update, breaks one)."""
+    """Each loyalty workload by loadgen, with the CPU the service, PostgreSQL and the client
+    spent per write, then the ledger's invariants over the workspace (a write that overspent,
+    or lost an update, breaks one)."""
     accounts = list(data.extra["loyalty_accounts"].values())
     rng = random.Random(7)
     out: dict[str, Any] = {}
@@ -624,14 +626,36 @@ async def _loyalty_loads(
         _say(f"{name} by loadgen: {len(used)} accounts, {connections} connections ...")
         # Each connection starts at a visit's earn; every visit spends only what it earned.
         targets = loyalty_targets(service, auth, used, rng, pairs=max(len(used), connections))
+        sampler = CpuSampler(service.pid, pgdata)
         result = await loadgen.run_load(
-            targets, connections=connections, duration=duration, warmup=warmup, align=2
-        )
-        out[name] = result.as_dict()
+            targets, connections=connections, duration=duration, warmup=warmup, align=2,
+            on_window_start=sampler.start, on_window_end=sampler.stop,
+        )  # fmt: skip
+        cores = sampler.cores(result.client_cpu_cores)
+        out[name] = {**result.as_dict(), "cpu_cores": cores,
+                     "cpu_us_per_request": cpu_per_request(cores, result.rps)}  # fmt: skip
         _say(f"  {result.rps:,.0f} req/s, p95 {result.p95_ms:,.1f} ms, "
              f"{result.non_2xx + result.errors} errors")  # fmt: skip
     out["broken_invariants"] = await _broken_invariants(dsn, workspace_id)
     return out
+
+
+def _cpu_note(per_request: dict[str, float]) -> str:
+    if not per_request:
+        return ""
+    parts = ", ".join(f"{party} {_f(us, 0)}" for party, us in per_request.items())
+    return f"; CPU per write, µs: {parts}"
+
+
+def cpu_per_request(cores: dict[str, float | None], rps: float) -> dict[str, float]:
+    """Microseconds of CPU per request of each party (server, postgres, client) at ``rps``."""
+    if rps <= 0:
+        return {}
+    return {
+        party: used * 1e6 / rps
+        for party in ("server", "postgres", "client")
+        if (used := cores.get(party)) is not None
+    }
 
 
 async def _broken_invariants(dsn: str, workspace_id: str) -> dict[str, list[str]]:
@@ -947,7 +971,9 @@ def render_markdown(report: dict[str, Any], charts: list[str]) -> str:
                     "",
                     f"`{name}` by loadgen, {load['connections']} connections: "
                     f"{_f(load['rps'], 0)} req/s, p50 {_f(load['p50_ms'], 2)} ms, "
-                    f"p99 {_f(load['p99_ms'], 2)} ms, {errors} errors ({load['statuses']}).",
+                    f"p99 {_f(load['p99_ms'], 2)} ms, {errors} errors ({load['statuses']})"
+                    + _cpu_note(load.get("cpu_us_per_request") or {})
+                    + ".",
                 ]
         broken = loyalty["broken_invariants"]
         verdict = f"**broken**: {broken}" if broken else "all hold (no overspend)."
