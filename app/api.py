@@ -1,7 +1,5 @@
 """Every REST router, under /v1."""
 
-from fastapi import APIRouter
-
 import app.modules  # noqa: F401  (registrations)
 from app.account.endpoints import router as account_router
 from app.api_key.endpoints import router as api_key_router
@@ -12,6 +10,7 @@ from app.contact.endpoints import router as contact_router
 from app.contact_view.endpoints import router as contact_view_router
 from app.interaction.endpoints import router as interaction_router
 from app.kit.hot import HotRoute
+from app.kit.routing import PrefixedRouter
 from app.lead.endpoints import router as lead_router
 from app.loyalty.endpoints import HOT_ROUTES as LOYALTY_HOT_ROUTES
 from app.loyalty.endpoints import router as loyalty_router
@@ -24,7 +23,7 @@ from app.purchase.endpoints import router as purchase_router
 from app.timeline.endpoints import router as timeline_router
 from app.workspace.endpoints import router as workspace_router
 
-router = APIRouter(prefix="/v1")
+router = PrefixedRouter(prefix="/v1")
 # High-volume operations answered before the router (app.kit.hot); each is also an operation
 # below.
 hot_routes: list[HotRoute] = [*CONTACT_HOT_ROUTES, *LOYALTY_HOT_ROUTES]

@@ -4,7 +4,7 @@ import builtins
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import Path, Query
 from pydantic import AfterValidator
 from starlette.responses import Response
 
@@ -24,11 +24,11 @@ from app.kit.errors import (
 )
 from app.kit.http import Cursor, IfMatch, IfNoneMatch, Limit, conditional_get, json_response
 from app.kit.pagination import DEFAULT_LIMIT, Page
-from app.kit.routing import UnitOfWorkRoute
+from app.kit.routing import PrefixedRouter, UnitOfWorkRoute
 from app.kit.schemas import QueryTimestamp
 from app.models import Account
 
-router = APIRouter(
+router = PrefixedRouter(
     prefix="/accounts", tags=["accounts"], route_class=UnitOfWorkRoute, responses=COMMON_RESPONSES
 )
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: NotFound.openapi_response()}

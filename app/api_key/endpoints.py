@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from starlette.responses import Response
 
 from app.api_key import schemas
@@ -13,9 +13,9 @@ from app.db.session import SessionDep
 from app.kit.errors import COMMON_RESPONSES, InvalidCursor, NotFound, PreconditionFailed
 from app.kit.http import Cursor, IfMatch, IfNoneMatch, Limit, conditional_get, json_response
 from app.kit.pagination import DEFAULT_LIMIT, Page
-from app.kit.routing import UnitOfWorkRoute
+from app.kit.routing import PrefixedRouter, UnitOfWorkRoute
 
-router = APIRouter(prefix="/api-keys", tags=["api-keys"], route_class=UnitOfWorkRoute,
+router = PrefixedRouter(prefix="/api-keys", tags=["api-keys"], route_class=UnitOfWorkRoute,
                    responses=COMMON_RESPONSES)  # fmt: skip
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: NotFound.openapi_response()}
 

@@ -4,7 +4,7 @@ import builtins
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import Path, Query
 from starlette.responses import Response
 
 from app.auth.dependencies import CasesRead, CasesWrite
@@ -23,10 +23,10 @@ from app.kit.errors import (
 )
 from app.kit.http import Cursor, IfMatch, IfNoneMatch, Limit, conditional_get, json_response
 from app.kit.pagination import DEFAULT_LIMIT, Page
-from app.kit.routing import UnitOfWorkRoute
+from app.kit.routing import PrefixedRouter, UnitOfWorkRoute
 from app.kit.schemas import QueryTimestamp
 
-router = APIRouter(
+router = PrefixedRouter(
     prefix="/cases", tags=["cases"], route_class=UnitOfWorkRoute, responses=COMMON_RESPONSES
 )
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: NotFound.openapi_response()}

@@ -7,7 +7,7 @@ endpoints' annotations, which name the factory's arguments.
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from pydantic import BaseModel
 from starlette.responses import Response
 
@@ -26,7 +26,7 @@ from app.kit.errors import (
 )
 from app.kit.http import Cursor, IfMatch, IfNoneMatch, Limit, conditional_get, json_response
 from app.kit.pagination import DEFAULT_LIMIT, Page
-from app.kit.routing import UnitOfWorkRoute
+from app.kit.routing import PrefixedRouter, UnitOfWorkRoute
 from app.models import BusinessCalendar, CaseQueue, CaseRoutingRule, SlaPolicy
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: NotFound.openapi_response()}
@@ -42,8 +42,8 @@ def _router(
     update_schema: type[BaseModel],
     sorts: str,
     notes: str = "",
-) -> APIRouter:
-    router = APIRouter(
+) -> PrefixedRouter:
+    router = PrefixedRouter(
         prefix=prefix, tags=[tag], route_class=UnitOfWorkRoute, responses=COMMON_RESPONSES
     )
 

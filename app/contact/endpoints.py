@@ -5,7 +5,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import Path, Query, Request
 from pydantic import RootModel
 from starlette.responses import Response
 
@@ -46,10 +46,10 @@ from app.kit.http import (
     json_response,
 )
 from app.kit.pagination import DEFAULT_LIMIT, Page
-from app.kit.routing import UnitOfWorkRoute
+from app.kit.routing import PrefixedRouter, UnitOfWorkRoute
 from app.kit.schemas import QueryTimestamp
 
-router = APIRouter(
+router = PrefixedRouter(
     prefix="/contacts", tags=["contacts"], route_class=UnitOfWorkRoute, responses=COMMON_RESPONSES
 )
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: NotFound.openapi_response()}

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from starlette.responses import Response
 
 from app.auth.dependencies import ContactsRead
@@ -12,9 +12,9 @@ from app.contact_view.schemas import ContactView
 from app.db.session import SessionDep
 from app.kit.errors import COMMON_RESPONSES, NotFound
 from app.kit.http import json_response
-from app.kit.routing import UnitOfWorkRoute
+from app.kit.routing import PrefixedRouter, UnitOfWorkRoute
 
-router = APIRouter(
+router = PrefixedRouter(
     prefix="/contacts", tags=["contacts"], route_class=UnitOfWorkRoute, responses=COMMON_RESPONSES
 )
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: NotFound.openapi_response()}

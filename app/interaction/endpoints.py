@@ -4,7 +4,7 @@ import builtins
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import Path, Query
 from starlette.responses import Response
 
 from app.auth.dependencies import InteractionsRead, InteractionsWrite
@@ -21,11 +21,11 @@ from app.kit.errors import (
 )
 from app.kit.http import Cursor, IfMatch, IfNoneMatch, Limit, conditional_get, json_response
 from app.kit.pagination import DEFAULT_LIMIT, Page
-from app.kit.routing import UnitOfWorkRoute
+from app.kit.routing import PrefixedRouter, UnitOfWorkRoute
 from app.kit.schemas import QueryTimestamp
 from app.models import Interaction
 
-router = APIRouter(
+router = PrefixedRouter(
     prefix="/interactions",
     tags=["interactions"],
     route_class=UnitOfWorkRoute,

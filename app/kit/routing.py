@@ -1,8 +1,13 @@
-"""The route class that owns the unit of work.
+"""Routing: the route class that owns the unit of work, and routers that claim only their paths.
 
-It commits the request's session after the endpoint has produced its response and *before*
-that response is handed to the server, so a failed commit becomes an error response instead
-of following a 2xx the client already received.
+``UnitOfWorkRoute`` commits the request's session after the endpoint has produced its response
+and *before* that response is handed to the server, so a failed commit becomes an error
+response instead of following a 2xx the client already received.
+
+``PrefixedRouter`` answers "no match" at once for a path outside its prefix. FastAPI matches an
+included router by asking every route it holds, recursively, prefix or not: a request for the
+GraphQL endpoint, or for a router included late, walked every earlier route of the API (about
+0.35 ms for ``/graphql``, 0.5 ms for a contact's 360 view, on each request).
 """
 
 from __future__ import annotations
@@ -11,9 +16,12 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from fastapi import Request
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, APIRouter
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette._utils import get_route_path  # the path as routes match it (no root path)
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Match
+from starlette.types import Scope
 
 from app.kit.errors import BODY_RESPONSES
 from app.kit.idempotency import IdempotencyGuard, IdempotentReplay, PendingKey, record_outcome
@@ -65,3 +73,49 @@ async def _finish(request: Request, *, commit: bool) -> None:
         await session.commit()
     else:
         await session.rollback()
+
+
+class PrefixedRouter(APIRouter):
+    """An ``APIRouter`` that matches nothing outside the path it is served under.
+
+    The path is its own prefix under those of the ``PrefixedRouter``s that include it, up to
+    the first path parameter; a router included by anything else (the application itself) is
+    served under its own prefix.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.served_under = ""
+        self._included: list[tuple[str, PrefixedRouter]] = []
+
+    @property
+    def served_prefix(self) -> str:
+        """The literal start of every path this router's routes match."""
+        return (self.served_under + self.prefix).split("{", 1)[0]
+
+    def include_router(self, router: APIRouter, *args: Any, **kwargs: Any) -> None:
+        super().include_router(router, *args, **kwargs)
+        if isinstance(router, PrefixedRouter):
+            self._included.append((kwargs.get("prefix") or "", router))
+            self._serve_included()
+
+    def _serve_included(self) -> None:
+        for prefix, router in self._included:
+            router.served_under = self.served_prefix + prefix
+            router._serve_included()
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if not get_route_path(scope).startswith(self.served_prefix):
+            return Match.NONE, {}
+        return super().matches(scope)
+
+
+def _prefixed_routers(routes: list[BaseRoute]) -> list[PrefixedRouter]:
+    """Every PrefixedRouter under ``routes``, for tests and the conventions check."""
+    found: list[PrefixedRouter] = []
+    for route in routes:
+        router = getattr(route, "original_router", None)
+        if isinstance(router, PrefixedRouter):
+            found.append(router)
+            found += _prefixed_routers(router.routes)
+    return found

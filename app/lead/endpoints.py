@@ -4,7 +4,7 @@ import builtins
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from starlette.responses import Response
 
 from app.auth.dependencies import OpportunitiesRead, OpportunitiesWrite
@@ -12,12 +12,12 @@ from app.db.session import SessionDep
 from app.kit.errors import COMMON_RESPONSES, Conflict, InvalidCursor, NotFound, PreconditionFailed
 from app.kit.http import Cursor, IfMatch, IfNoneMatch, Limit, conditional_get, json_response
 from app.kit.pagination import DEFAULT_LIMIT, Page
-from app.kit.routing import UnitOfWorkRoute
+from app.kit.routing import PrefixedRouter, UnitOfWorkRoute
 from app.lead import schemas
 from app.lead.service import LeadQuery
 from app.lead.service import lead as lead_service
 
-router = APIRouter(
+router = PrefixedRouter(
     prefix="/leads", tags=["leads"], route_class=UnitOfWorkRoute, responses=COMMON_RESPONSES
 )
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: NotFound.openapi_response()}

@@ -4,7 +4,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from starlette.responses import Response
 
 from app.auth.dependencies import LoyaltyRead, LoyaltyWrite, authorize
@@ -23,12 +23,12 @@ from app.kit.hot import HotRoute, parse_body
 from app.kit.http import Cursor, IfMatch, IfNoneMatch, Limit, conditional_get, json_response
 from app.kit.idempotency import IDEMPOTENCY_KEY
 from app.kit.pagination import DEFAULT_LIMIT, Page
-from app.kit.routing import UnitOfWorkRoute
+from app.kit.routing import PrefixedRouter, UnitOfWorkRoute
 from app.loyalty import schemas
 from app.loyalty.exceptions import InsufficientPoints
 from app.loyalty.service import loyalty as loyalty_service
 
-router = APIRouter(
+router = PrefixedRouter(
     prefix="/loyalty",
     tags=["loyalty"],
     route_class=UnitOfWorkRoute,

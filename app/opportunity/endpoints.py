@@ -5,7 +5,7 @@ import uuid
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import Path, Query
 from starlette.responses import Response
 
 from app.auth.dependencies import OpportunitiesRead, OpportunitiesWrite
@@ -21,7 +21,7 @@ from app.kit.errors import (
 from app.kit.http import Cursor, IfMatch, IfNoneMatch, Limit, conditional_get, json_response
 from app.kit.money import Currency
 from app.kit.pagination import DEFAULT_LIMIT, Page
-from app.kit.routing import UnitOfWorkRoute
+from app.kit.routing import PrefixedRouter, UnitOfWorkRoute
 from app.opportunity import schemas
 from app.opportunity.analytics import analytics as sales_analytics
 from app.opportunity.service import OpportunityQuery
@@ -33,7 +33,7 @@ BAD_CURSOR: dict[int | str, dict[str, Any]] = {400: InvalidCursor.openapi_respon
 PRECONDITION: dict[int | str, dict[str, Any]] = {412: PreconditionFailed.openapi_response()}
 CONFLICT: dict[int | str, dict[str, Any]] = {409: Conflict.openapi_response()}
 
-router = APIRouter(
+router = PrefixedRouter(
     prefix="/opportunities", tags=["opportunities"], route_class=UnitOfWorkRoute,
     responses=COMMON_RESPONSES,
 )  # fmt: skip

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from starlette.responses import Response
 
 from app.auth.dependencies import OpportunitiesRead, OpportunitiesWrite
@@ -18,7 +18,7 @@ from app.kit.errors import (
 )
 from app.kit.http import Cursor, IfMatch, IfNoneMatch, Limit, conditional_get, json_response
 from app.kit.pagination import DEFAULT_LIMIT, Page
-from app.kit.routing import UnitOfWorkRoute
+from app.kit.routing import PrefixedRouter, UnitOfWorkRoute
 from app.opportunity import schemas
 from app.opportunity.analytics import analytics as sales_analytics
 from app.opportunity.pipelines import pipeline as pipeline_service
@@ -29,7 +29,7 @@ NOT_MODIFIED: dict[int | str, dict[str, Any]] = {304: {"description": "Not modif
 PRECONDITION: dict[int | str, dict[str, Any]] = {412: PreconditionFailed.openapi_response()}
 CONFLICT: dict[int | str, dict[str, Any]] = {409: Conflict.openapi_response()}
 
-router = APIRouter(
+router = PrefixedRouter(
     prefix="/pipelines", tags=["pipelines"], route_class=UnitOfWorkRoute,
     responses=COMMON_RESPONSES,
 )  # fmt: skip

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from starlette.responses import Response
 
 from app.auth.dependencies import OpportunitiesRead, OpportunitiesWrite
@@ -11,11 +11,11 @@ from app.db.session import SessionDep
 from app.kit.errors import COMMON_RESPONSES, Duplicate, InvalidCursor, NotFound, PreconditionFailed
 from app.kit.http import Cursor, IfMatch, IfNoneMatch, Limit, conditional_get, json_response
 from app.kit.pagination import DEFAULT_LIMIT, Page
-from app.kit.routing import UnitOfWorkRoute
+from app.kit.routing import PrefixedRouter, UnitOfWorkRoute
 from app.opportunity import schemas
 from app.opportunity.targets import sales_target as target_service
 
-router = APIRouter(
+router = PrefixedRouter(
     prefix="/sales-targets",
     tags=["sales-targets"],
     route_class=UnitOfWorkRoute,

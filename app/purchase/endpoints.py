@@ -4,7 +4,7 @@ import builtins
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import Path, Query
 from starlette.responses import Response
 
 from app.auth.dependencies import PurchasesRead, PurchasesWrite
@@ -20,14 +20,14 @@ from app.kit.errors import (
 from app.kit.http import Cursor, IfMatch, IfNoneMatch, Limit, conditional_get, json_response
 from app.kit.money import Currency
 from app.kit.pagination import DEFAULT_LIMIT, Page
-from app.kit.routing import UnitOfWorkRoute
+from app.kit.routing import PrefixedRouter, UnitOfWorkRoute
 from app.kit.schemas import QueryTimestamp
 from app.models import Purchase
 from app.purchase import schemas
 from app.purchase.service import PurchaseQuery
 from app.purchase.service import purchase as purchase_service
 
-router = APIRouter(
+router = PrefixedRouter(
     prefix="/purchases",
     tags=["purchases"],
     route_class=UnitOfWorkRoute,

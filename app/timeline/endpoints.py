@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from starlette.responses import Response
 
 from app.auth.dependencies import ContactsRead
@@ -11,13 +11,13 @@ from app.db.session import SessionDep
 from app.kit.errors import COMMON_RESPONSES, InvalidCursor, NotFound
 from app.kit.http import Cursor, Limit, json_response
 from app.kit.pagination import Page
-from app.kit.routing import UnitOfWorkRoute
+from app.kit.routing import PrefixedRouter, UnitOfWorkRoute
 from app.kit.schemas import QueryTimestamp
 from app.timeline import service as timeline_service
 from app.timeline.registry import TimelineFilter
 from app.timeline.schemas import TimelineEntry
 
-router = APIRouter(
+router = PrefixedRouter(
     prefix="/contacts", tags=["contacts"], route_class=UnitOfWorkRoute, responses=COMMON_RESPONSES
 )
 RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -1,17 +1,16 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
 from starlette.responses import Response
 
 from app.auth.dependencies import AdminKey, AnyKey
 from app.db.session import SessionDep
 from app.kit.errors import COMMON_RESPONSES, NotFound, PreconditionFailed
 from app.kit.http import IfMatch, IfNoneMatch, conditional_get, json_response
-from app.kit.routing import UnitOfWorkRoute
+from app.kit.routing import PrefixedRouter, UnitOfWorkRoute
 from app.workspace import schemas
 from app.workspace.service import workspace as workspace_service
 
-router = APIRouter(prefix="/workspace", tags=["workspace"], route_class=UnitOfWorkRoute,
+router = PrefixedRouter(prefix="/workspace", tags=["workspace"], route_class=UnitOfWorkRoute,
                    responses=COMMON_RESPONSES)  # fmt: skip
 
 
