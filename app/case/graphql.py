@@ -164,7 +164,7 @@ class CaseType:
 
         info.context.require(Scope.contacts_read)
         record = await info.context.loaders.get(contact_by_id).load(self.contact_id)
-        return ContactType.from_model(record) if record is not None else None
+        return ContactType.from_schema(record) if record is not None else None
 
     @strawberry.field(description="Comments, oldest first.")
     async def comments(self, info: Info[Context, None]) -> list[CaseCommentType]:

@@ -57,7 +57,7 @@ class RelationshipType:
     @strawberry.field(description="The other contact.")
     async def contact(self, info: Info[Context, None]) -> ContactType | None:
         record = await info.context.loaders.get(contact_by_id).load(self.related_contact_id)
-        return ContactType.from_model(record) if record is not None else None
+        return ContactType.from_schema(record) if record is not None else None
 
     @classmethod
     def from_model(cls, row: ContactRelationship) -> RelationshipType:
@@ -254,8 +254,8 @@ class ContactRootQuery:
     @strawberry.field(description="One contact (scope: contacts:read).")
     async def contact(self, info: Info[Context, None], id: uuid.UUID) -> ContactType | None:
         auth = info.context.require(Scope.contacts_read)
-        record = await info.context.read(lambda session: contact_service.get(session, auth, id))
-        return ContactType.from_model(record)
+        data = await info.context.read(lambda session: contact_service.read(session, auth, id))
+        return ContactType.from_schema(data)
 
     @strawberry.field(description="A contact by a partner system's key.")
     async def contact_by_external_id(

@@ -6,8 +6,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, delete, exists, func, literal_column, select
-from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    bindparam,
+    delete,
+    exists,
+    func,
+    literal_column,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, UUID, aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload, with_expression
 
@@ -17,6 +27,16 @@ from app.kit.search import SearchTerms, ranked, searchable_view
 from app.models import Contact, ContactEmail, ContactExternalId, ContactPhone
 
 SearchableContact = searchable_view(Contact)
+
+
+_DOCUMENTS = text(
+    "SELECT wanted.id, read.merged_into_id, read.body "
+    "FROM unnest(:ids) AS wanted (id) "
+    "CROSS JOIN LATERAL crm_contact_read(:workspace_id, wanted.id) AS read"
+).bindparams(
+    bindparam("ids", type_=ARRAY(UUID(as_uuid=True))),
+    bindparam("workspace_id", type_=UUID(as_uuid=True)),
+)
 
 
 @dataclass(frozen=True)
@@ -157,6 +177,15 @@ class ContactRepository:
             )
         ).order_by(Contact.id)
         return list((await self.session.execute(statement)).scalars().all())
+
+    async def documents(
+        self, workspace_id: uuid.UUID, contact_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, tuple[uuid.UUID | None, str]]:
+        """Each contact's survivor (when merged) and API document (JSON text), as the hot
+        by-id read builds it (``crm_contact_read``): one statement, no ORM objects."""
+        rows = await self.session.execute(_DOCUMENTS, {"workspace_id": workspace_id,
+                                                       "ids": list(contact_ids)})  # fmt: skip
+        return {row.id: (row.merged_into_id, row.body) for row in rows}
 
     async def merged_into(
         self, workspace_id: uuid.UUID, contact_id: uuid.UUID

@@ -177,6 +177,35 @@ class ContactService:
             raise ContactMerged(row["merged_into_id"])
         return row["version"], row["body"].encode()
 
+    async def read(
+        self, session: AsyncSession, auth: AuthContext, contact_id: uuid.UUID
+    ) -> schemas.Contact:
+        """A live contact as the API shows it, from its document: one statement, where ``get``
+        builds the ORM object and loads its contact points (for a change, or its relations).
+
+        Raises:
+            ContactNotFound: no such contact in the caller's workspace.
+            ContactMerged: it was absorbed by a merge (the problem names the survivor).
+        """
+        found = await ContactRepository(session).documents(auth.workspace_id, [contact_id])
+        if contact_id not in found:
+            raise ContactNotFound()
+        merged_into_id, body = found[contact_id]
+        if merged_into_id is not None:
+            raise ContactMerged(merged_into_id)
+        return schemas.Contact.model_validate_json(body)
+
+    async def read_many(
+        self, session: AsyncSession, auth: AuthContext, contact_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, schemas.Contact]:
+        """The live ones of these contacts as the API shows them, in one statement."""
+        found = await ContactRepository(session).documents(auth.workspace_id, contact_ids)
+        return {
+            contact_id: schemas.Contact.model_validate_json(body)
+            for contact_id, (merged_into_id, body) in found.items()
+            if merged_into_id is None
+        }
+
     async def get_many(
         self, session: AsyncSession, auth: AuthContext, contact_ids: Sequence[uuid.UUID]
     ) -> dict[uuid.UUID, Contact]:

@@ -65,7 +65,7 @@ class InteractionType:
 
         info.context.require(Scope.contacts_read)
         record = await info.context.loaders.get(contact_by_id).load(self.contact_id)
-        return ContactType.from_model(record) if record is not None else None
+        return ContactType.from_schema(record) if record is not None else None
 
     @classmethod
     def from_model(cls, record: Interaction) -> InteractionType:

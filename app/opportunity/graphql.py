@@ -148,7 +148,7 @@ class OpportunityType:
         if self.contact_id is None:
             return None
         record = await info.context.loaders.get(contact_by_id).load(self.contact_id)
-        return ContactType.from_model(record) if record is not None else None
+        return ContactType.from_schema(record) if record is not None else None
 
     @strawberry.field(description="The account, if any.")
     async def account(

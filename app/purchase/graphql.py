@@ -123,7 +123,7 @@ class PurchaseType:
         from app.contact.graphql import ContactType
 
         record = await info.context.loaders.get(contact_by_id).load(self.contact_id)
-        return ContactType.from_model(record) if record is not None else None
+        return ContactType.from_schema(record) if record is not None else None
 
     @strawberry.field(description="Refunds of the purchase, oldest first.")
     async def refunds(self, info: Info[Context, None]) -> list[PurchaseRefundType]:

@@ -4,6 +4,8 @@ import itertools
 from typing import Any
 
 import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.session import Database
 from tests.conftest import WorkspaceHandle
@@ -209,3 +211,84 @@ async def test_merge_and_batch_over_graphql(
     result = batch["data"]["upsertContacts"]
     assert (result["created"], result["updated"], result["errors"]) == (1, 1, 1)
     assert result["results"][2]["error"]["code"] == "validation_error"
+
+
+EVERY_FIELD = """
+  id givenName familyName displayName emails { email primary } phones { number type primary }
+  locale timeZone birthday addresses lifecycleStage accountId ownerId tags attributes
+  externalIds { system value } acquisitionSource acquisitionChannel createdAt updatedAt version
+"""
+
+
+async def test_contact_by_id_reads_the_document_and_shows_what_the_list_shows(
+    client: httpx.AsyncClient,
+    workspace: WorkspaceHandle,
+    database: Database,
+    owner_engine: AsyncEngine,
+) -> None:
+    """``contact(id)`` and a related contact are read as the database builds the REST
+    document (one statement); the list builds ORM objects. Both must show the same values on
+    every field, whatever they hold."""
+    account = await client.post("/v1/accounts", headers=workspace.headers, json={"name": "Siam"})
+    assert account.status_code == 201, account.text
+    full = await client.post(
+        "/v1/contacts",
+        headers=workspace.headers,
+        json={
+            "given_name": 'Nguyễn "Văn" \\ A', "family_name": "ใจดี\ttab",
+            "emails": [{"email": "b@example.vn"}, {"email": "a@example.vn", "primary": True}],
+            "phones": [{"number": "+84912345678", "type": "home"},
+                       {"number": "+66812345678", "type": "work", "primary": True}],
+            "locale": "vi-VN", "time_zone": "Asia/Ho_Chi_Minh", "birthday": "1904-02-29",
+            "addresses": [{"line1": "12 Lê Lợi", "country": "vn"}],
+            "lifecycle_stage": "advocate", "account_id": account.json()["id"],
+            "owner_id": "rep-7", "tags": ["vip", "ลูกค้าประจำ"],
+            "attributes": {"score": 1.5, "big": 12345678901234567, "none": None,
+                           "nested": {"z": 1, "a": [True, "x"]}},
+            "external_ids": {"zalo": "Z-1", "Line": "U-9", "a.b": "1"},
+            "acquisition_source": "referral", "acquisition_channel": "line",
+        },
+    )  # fmt: skip
+    assert full.status_code == 201, full.text
+    bare = await client.post("/v1/contacts", headers=workspace.headers, json={"given_name": "B"})
+    assert bare.status_code == 201, bare.text
+    full_id, bare_id = full.json()["id"], bare.json()["id"]
+    linked = await client.post(
+        f"/v1/contacts/{bare_id}/relationships",
+        headers=workspace.headers,
+        json={"related_contact_id": full_id, "type": "spouse"},
+    )
+    assert linked.status_code == 201, linked.text
+    # A time with no fractional second: Python writes none, and so must the database.
+    async with owner_engine.begin() as connection:
+        await connection.execute(
+            text("UPDATE contacts SET updated_at = '2026-01-02T03:04:05Z' WHERE id = :id"),
+            {"id": bare_id},
+        )
+
+    listed = await gql(
+        client,
+        workspace.headers,
+        f"{{ contacts(first: 50) {{ edges {{ node {{ {EVERY_FIELD} }} }} }} }}",
+    )
+    by_id = {edge["node"]["id"]: edge["node"] for edge in listed["data"]["contacts"]["edges"]}
+    one = f"query($id: UUID!) {{ contact(id: $id) {{ {EVERY_FIELD} }} }}"
+    for contact_id in (full_id, bare_id):
+        await gql(client, workspace.headers, one, {"id": contact_id})  # warm the key cache
+        with count_statements(database) as statements:
+            read = await gql(client, workspace.headers, one, {"id": contact_id})
+        assert "errors" not in read, read
+        assert read["data"]["contact"] == by_id[contact_id]
+        reads = [s for s in statements if "crm_contact_read" in s]
+        assert len(reads) == 1, statements
+        assert not any("FROM contact_emails" in s for s in statements), statements
+
+    related = await gql(
+        client,
+        workspace.headers,
+        "query($id: UUID!) { contact(id: $id) { relationships { contact { "
+        + EVERY_FIELD
+        + " } } } }",
+        {"id": bare_id},
+    )
+    assert related["data"]["contact"]["relationships"][0]["contact"] == by_id[full_id]

@@ -1,4 +1,4 @@
-"""Live contacts by id, with their contact points, in one batch."""
+"""Live contacts by id as the API shows them, in one statement per batch."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 from strawberry.dataloader import DataLoader
 
+from app.contact.schemas import Contact
 from app.contact.service import contact as contact_service
-from app.models import Contact
 
 if TYPE_CHECKING:
     from app.graphql.context import Context
@@ -22,7 +22,7 @@ def contact_by_id(context: Context) -> DataLoader[Key, Result]:
     auth = context.require()
 
     async def load(ids: Sequence[Key]) -> list[Result]:
-        found = await context.read(lambda session: contact_service.get_many(session, auth, ids))
+        found = await context.read(lambda session: contact_service.read_many(session, auth, ids))
         return [found.get(contact_id) for contact_id in ids]
 
     return DataLoader(load_fn=load)
