@@ -78,9 +78,11 @@ async def _finish(request: Request, *, commit: bool) -> None:
 class PrefixedRouter(APIRouter):
     """An ``APIRouter`` that matches nothing outside the path it is served under.
 
-    The path is its own prefix under those of the ``PrefixedRouter``s that include it, up to
-    the first path parameter; a router included by anything else (the application itself) is
-    served under its own prefix.
+    The path is its own prefix under those of the ``PrefixedRouter``s that include it (and
+    their include prefixes), up to the first path parameter. Include one only from another
+    ``PrefixedRouter``, or from the application without a prefix: an outer prefix it cannot
+    see would make it refuse every path (``tests/test_routing.py`` routes every documented
+    operation, so such a slip fails there).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
