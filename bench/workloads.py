@@ -17,8 +17,9 @@ In one run, on an embedded PostgreSQL of its own:
    contacts / 10k interactions / 2k purchases, medium 100k / 500k / 100k, large 1M / 10M /
    2M; per 100 contacts, 5 accounts, 10 relationships, 20 opportunities, 20 cases and 50
    loyalty members;
-2. ``crm serve`` (one worker), and the Starlette + raw asyncpg primary-key read of
-   ``bench.baselines`` on the same database;
+2. ``crm serve`` (one worker), ``VACUUM (ANALYZE)`` of the database (the data as autovacuum
+   would leave it, whether just seeded or written to by an earlier run), and the Starlette +
+   raw asyncpg primary-key read of ``bench.baselines`` on the same database;
 3. baselines: the raw asyncpg read driven by ``bench.loadgen`` (the stack's limit here) and by
    the scenarios' own httpx client (the same client overhead as the workloads), and
    ``pgbench`` select-only and TPC-B-like on a database of their own on the same server (the
@@ -211,6 +212,19 @@ def prepare_data(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
     }
     info_file.write_text(json.dumps(info, indent=2, default=str) + "\n", encoding="utf-8")
     return info
+
+
+async def _settle(dsn: str) -> float:
+    """``VACUUM (ANALYZE)`` the database, in seconds: a fresh COPY leaves no statistics or
+    visibility map, and an earlier run's writes leave dead rows, so without it autovacuum
+    would run during the measurements and the plans would follow stale statistics."""
+    began = time.perf_counter()
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute("VACUUM (ANALYZE)")
+    finally:
+        await connection.close()
+    return time.perf_counter() - began
 
 
 async def _database_facts(dsn: str, workspace_id: str) -> dict[str, Any]:
@@ -814,6 +828,8 @@ def run(args: argparse.Namespace, processes: Processes, temp: Path) -> dict[str,
     dsn = plain_dsn(EmbeddedPostgres(data_dir).superuser_dsn())
     _say("starting crm serve (1 worker; it starts the database) and the baseline ...")
     service = _start_service(processes, data_dir)
+    _say("VACUUM (ANALYZE): the data settled as autovacuum would leave it ...")
+    settle_s = asyncio.run(_settle(dsn))
     facts = asyncio.run(_database_facts(dsn, info["workspace_id"]))
     baseline = _start_baseline(processes, dsn, info["workspace_id"])
     runner = loadgen.event_loop_runner()
@@ -830,6 +846,7 @@ def run(args: argparse.Namespace, processes: Processes, temp: Path) -> dict[str,
         "postgres": facts["server_version"],
         "code": json.loads(os.environ.get(_CODE, "{}")),
         "data_seconds": data_s,
+        "vacuum_analyze_seconds": settle_s,
         "seeding": info.get("seeding") if info.get("seeded_at") == args.timestamp else None,
         "http_client": f"httpx {httpx.__version__}, HTTP/1.1 keep-alive",
     }
