@@ -180,8 +180,10 @@ async def timeline(
     )
     size = page_size(first)
     entries, next_cursor = await info.context.read(
+        # A Contact is one this request read as live (the root fields, lists and loaders
+        # leave out merged and missing contacts): its liveness is not checked again.
         lambda session: timeline_service.page(
-            session, auth, root.id, filters, limit=size, cursor=after
+            session, auth, root.id, filters, limit=size, cursor=after, known_live=True
         )
     )
     edges = [

@@ -96,10 +96,12 @@ async def page(
     *,
     limit: int,
     cursor: str | None,
+    known_live: bool = False,
 ) -> tuple[list[TimelineEntry], str | None]:
     """A page of the contact's timeline, newest first, and the cursor after it.
 
-    Entry kinds whose scope the key lacks are left out, not refused.
+    Entry kinds whose scope the key lacks are left out, not refused. ``known_live``: the
+    caller has read the contact as live in this transaction, so the check is not repeated.
 
     Raises:
         ContactNotFound / ContactMerged: no such live contact in the workspace.
@@ -107,7 +109,8 @@ async def page(
         ValidationFailed: an unknown entry kind.
     """
     after = _after(cursor)
-    await contact_service.require_live(session, auth, contact_id)
+    if not known_live:
+        await contact_service.require_live(session, auth, contact_id)
     sources = _visible_sources(auth, list(filters.kinds))
     if not sources:
         return [], None

@@ -105,6 +105,21 @@ async def test_a_contact_page_costs_the_same_for_one_and_a_thousand_interactions
     assert large_page["timeline"]["pageInfo"]["hasNextPage"] is True
 
 
+async def test_a_contact_page_reads_the_contact_once(
+    client: httpx.AsyncClient, workspace: WorkspaceHandle, database: Database
+) -> None:
+    """The timeline of a contact the page has just read as live does not check it again."""
+    contact_id = await make_contact(client, workspace)
+    await ingest(client, workspace, contact_id, 3)
+    await page_of(client, database, workspace, contact_id)  # warm the key cache
+    with count_statements(database) as statements:
+        result = await gql(client, workspace.headers, CONTACT_PAGE, {"id": contact_id})
+    assert len(result["data"]["contact"]["timeline"]["edges"]) == 3
+    reads = [s for s in statements if "FROM contacts" in s or "crm_contact_read" in s]
+    assert len(reads) == 1, reads
+    assert "crm_contact_read" in reads[0]
+
+
 async def test_interaction_pages_continue_from_the_first_page_cursor(
     client: httpx.AsyncClient, workspace: WorkspaceHandle
 ) -> None:
