@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute, Match
 
-from app.kit.routing import PrefixedRouter, _prefixed_routers
+from app.kit.routing import PrefixedRouter
 from app.main import create_app
 
 _PARAMETER = re.compile(r"\{([^}]+)\}")
@@ -35,6 +35,17 @@ def _matched(app: FastAPI, method: str, path: str) -> BaseRoute | None:
         if match == Match.FULL:
             return route
     return None
+
+
+def _prefixed_routers(routes: list[BaseRoute]) -> list[PrefixedRouter]:
+    """Every PrefixedRouter included under ``routes``, however deep."""
+    found: list[PrefixedRouter] = []
+    for route in routes:
+        router = getattr(route, "original_router", None)
+        if isinstance(router, PrefixedRouter):
+            found.append(router)
+            found += _prefixed_routers(router.routes)
+    return found
 
 
 def _example(operation: dict[str, Any], name: str) -> str:

@@ -20,7 +20,7 @@ from fastapi.routing import APIRoute, APIRouter
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette._utils import get_route_path  # the path as routes match it (no root path)
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Match
+from starlette.routing import Match
 from starlette.types import Scope
 
 from app.kit.errors import BODY_RESPONSES
@@ -110,14 +110,3 @@ class PrefixedRouter(APIRouter):
         if not get_route_path(scope).startswith(self.served_prefix):
             return Match.NONE, {}
         return super().matches(scope)
-
-
-def _prefixed_routers(routes: list[BaseRoute]) -> list[PrefixedRouter]:
-    """Every PrefixedRouter under ``routes``, for tests and the conventions check."""
-    found: list[PrefixedRouter] = []
-    for route in routes:
-        router = getattr(route, "original_router", None)
-        if isinstance(router, PrefixedRouter):
-            found.append(router)
-            found += _prefixed_routers(router.routes)
-    return found
