@@ -11,7 +11,7 @@ from app.auth.dependencies import AuthContext
 from app.contact import schemas
 from app.contact.repository import ContactRepository
 from app.contact.service import contact as contact_service
-from app.contact.service import email_key, emails_of, id_key, phones_of, vouch_free
+from app.contact.service import emails_of, phones_of, point_keys, vouch_free
 from app.db.locking import lock_keys
 from app.kit.contact_points import normalize_phone
 from app.kit.errors import CRMError, ValidationFailed
@@ -41,7 +41,7 @@ class BatchService:
         await lock_keys(
             session,
             auth.workspace_id,
-            [email_key(email) for email in emails] + [id_key(*pair) for pair in pairs],
+            point_keys(emails, pairs),
         )
         # Every item's owner at once (two statements, not two per item); what the batch
         # writes is added as it goes, so a later item finds a contact an earlier one made.
@@ -50,8 +50,10 @@ class BatchService:
         # Looked up under their locks: the items' writes need not look again.
         vouch_free(
             session,
-            [email_key(email) for email in emails if email not in email_owners]
-            + [id_key(*pair) for pair in pairs if pair not in id_owners],
+            point_keys(
+                [email for email in emails if email not in email_owners],
+                [pair for pair in pairs if pair not in id_owners],
+            ),
         )
         for index, item in enumerate(batch.items):
             try:

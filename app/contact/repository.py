@@ -148,22 +148,17 @@ class ContactRepository:
         found: Contact | None = result.scalars().unique().one_or_none()
         return found
 
-    async def read_for_update(
-        self, workspace_id: uuid.UUID, contact_id: uuid.UUID
+    async def read(
+        self, workspace_id: uuid.UUID, contact_id: uuid.UUID, *, for_update: bool = False
     ) -> Contact | None:
-        """``read``, its row locked until the transaction ends: one statement. Its e-mails,
-        phones and ids come as values; ``get`` brings the rows, to replace them."""
-        statement = _with_values(
-            select(Contact).where(Contact.workspace_id == workspace_id, Contact.id == contact_id)
-        ).with_for_update(of=Contact)
-        found: Contact | None = (await self.session.execute(statement)).scalars().one_or_none()
-        return found
-
-    async def read(self, workspace_id: uuid.UUID, contact_id: uuid.UUID) -> Contact | None:
-        """The contact, merged tombstones included, to show (not to change): one statement."""
+        """The contact, merged tombstones included, in one statement, its e-mails, phones and
+        ids as values: to show, or (``for_update``, its row locked until the transaction
+        ends) to change fields other than those; ``get`` brings their rows, to replace them."""
         statement = _with_values(
             select(Contact).where(Contact.workspace_id == workspace_id, Contact.id == contact_id)
         )
+        if for_update:
+            statement = statement.with_for_update(of=Contact)
         found: Contact | None = (await self.session.execute(statement)).scalars().one_or_none()
         return found
 

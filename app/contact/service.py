@@ -422,7 +422,9 @@ class ContactService:
         Raises:
             ContactNotFound / ContactMerged: as for ``get``.
         """
-        contact = await ContactRepository(session).read_for_update(auth.workspace_id, contact_id)
+        contact = await ContactRepository(session).read(
+            auth.workspace_id, contact_id, for_update=True
+        )
         if contact is None:
             raise ContactNotFound()
         if contact.merged_into_id is not None:
@@ -716,7 +718,7 @@ class ContactService:
         repository = ContactRepository(session)
         emails = [e.email for e in contact.emails]
         pairs = [(x.system, x.value) for x in contact.external_ids]
-        keys = [email_key(email) for email in emails] + [id_key(*pair) for pair in pairs]
+        keys = point_keys(emails, pairs)
         await lock_keys(session, auth.workspace_id, keys)
         free = _vouched_free(session)
         await self._raise_if_taken(repository, auth, contact, emails, pairs, free)
@@ -789,6 +791,11 @@ def email_key(email: str) -> str:
 def id_key(system: str, value: str) -> str:
     """The lock name (``lock_keys``) of a partner system's id."""
     return f"external_id:{system}:{value}"
+
+
+def point_keys(emails: Iterable[str], pairs: Iterable[tuple[str, str]]) -> list[str]:
+    """The lock names of these e-mails and partner ids, e-mails first."""
+    return [email_key(email) for email in emails] + [id_key(*pair) for pair in pairs]
 
 
 # Keys the current transaction holds locked and has found unowned (vouch_free), with that
