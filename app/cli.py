@@ -4,6 +4,7 @@ demo data."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import functools
 import json
@@ -132,9 +133,6 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 1,
 ) -> None:
     """Serve the API (embedded PostgreSQL when CRM_DATABASE_URL is unset)."""
-    import uvicorn
-
-    from app.db.bootstrap import migrate_to_head, resolve_target
     from app.db.embedded import AlreadyServing, EmbeddedPostgres
     from app.kit.logging import configure_logging
 
@@ -145,28 +143,50 @@ def serve(
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
     server: EmbeddedPostgres | None = None
-    metrics_dir: str | None = None
     if settings.database_url is None:
         server = EmbeddedPostgres(settings.data_dir)
         try:
             server.claim_serving()
         except AlreadyServing as exc:
             raise fail(str(exc)) from None
+    # Initialising and starting the embedded server is the work of PostgreSQL's own programs
+    # (initdb, pg_ctl): it goes on while this process imports and builds the application,
+    # seconds of CPU that need no database.
+    background = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedded")
+    starting = background.submit(server.ensure_running) if server is not None else None
+    metrics_dir: str | None = None
     try:
+        import uvicorn
+
+        from app.db.bootstrap import migrate_to_head, resolve_target
+
+        # Worker processes read their settings from the environment, and so does the
+        # application built here: not the settings read above, which would make it prepare
+        # (and migrate) the embedded database a second time.
+        os.environ["CRM_DATABASE_URL"] = (
+            server.app_dsn(settings.app_role) if server is not None else str(settings.database_url)
+        )
+        get_settings.cache_clear()
+        application = None
+        if workers == 1:
+            from app.main import build_app
+
+            application = build_app()
+        if starting is not None:
+            starting.result()
         target = resolve_target(settings)
         if settings.migrate_on_start:
             migrate_to_head(target)
-        # Worker processes read their settings from the environment.
-        os.environ["CRM_DATABASE_URL"] = target.app_url
-        # And so does a single worker, in this process: not the settings cached above, which
-        # would make it prepare (and migrate) the embedded database a second time.
-        get_settings.cache_clear()
         if workers > 1:
             metrics_dir = tempfile.mkdtemp(prefix="crm-metrics-")
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        else:
+            from app.main import tune_garbage_collector
+
+            tune_garbage_collector()
         uvicorn.run(
-            "app.main:serve_app",
-            factory=True,
+            application or "app.main:serve_app",
+            factory=application is None,
             host=host,
             port=port,
             workers=workers,
@@ -176,6 +196,9 @@ def serve(
             timeout_graceful_shutdown=20,
         )
     finally:
+        # After a failed import or build the server may still be starting: it is stopped
+        # below once that is over.
+        background.shutdown(wait=True)
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
         if server is not None:

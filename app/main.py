@@ -126,15 +126,20 @@ GC_FIRST_GENERATION_THRESHOLD = 10_000
 
 
 def serve_app() -> FastAPI:
-    """The factory ``crm serve`` hands to uvicorn: configures logging in each worker process."""
-    settings = get_settings()
-    configure_logging(settings.log_level, settings.log_format)
-    app = create_app(settings)
-    _tune_garbage_collector()
+    """The factory ``crm serve`` hands to uvicorn's worker processes."""
+    app = build_app()
+    tune_garbage_collector()
     return app
 
 
-def _tune_garbage_collector() -> None:
+def build_app() -> FastAPI:
+    """The application as configured by the environment, logging included."""
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)
+
+
+def tune_garbage_collector() -> None:
     """Keep the garbage collector off what lives as long as the process.
 
     Modules, routes, schemas and mappers are some 300,000 objects that never become garbage,
