@@ -685,6 +685,10 @@ async def _broken_invariants(dsn: str, workspace_id: str) -> dict[str, list[str]
 
 # Contacts whose page the GraphQL load asks for, in turn.
 GRAPHQL_PAGES = 100
+# The least a GraphQL request can ask for: one field of one contact. Loaded right after the
+# page, on the same contacts, it shows the floor of the endpoint itself (HTTP, key check,
+# session, parsing, execution) against the same raw baseline: informational, not a budget.
+GRAPHQL_FLOOR = "query Floor($id: UUID!) { contact(id: $id) { id } }"
 
 
 async def _graphql_load(
@@ -727,7 +731,23 @@ async def _graphql_load(
     )
     _say(f"  {result.rps:,.0f} req/s, p95 {result.p95_ms:,.1f} ms, "
          f"{result.non_2xx + result.errors + len(failed)} errors")  # fmt: skip
-    return {**result.as_dict(), "pages": len(pages), "pages_with_errors": failed}
+    _say(f"GraphQL floor by loadgen: {GRAPHQL_FLOOR!r} ...")
+    floor_bodies = [
+        json.dumps({"query": GRAPHQL_FLOOR, "variables": {"id": contact_id}}).encode()
+        for contact_id in pages
+    ]
+    floor = await loadgen.run_load(
+        [
+            loadgen.build_target(service.url("/graphql"), method="POST", headers=headers, body=body)
+            for body in floor_bodies
+        ],
+        connections=concurrency,
+        duration=duration,
+        warmup=warmup,
+    )
+    _say(f"  {floor.rps:,.0f} req/s, {floor.non_2xx + floor.errors} errors")
+    return {**result.as_dict(), "pages": len(pages), "pages_with_errors": failed,
+            "floor": {"query": GRAPHQL_FLOOR, **floor.as_dict()}}  # fmt: skip
 
 
 # The service and the raw baseline, loaded one after the other this many times: other work on
@@ -799,6 +819,10 @@ def budgets(report: dict[str, Any]) -> list[dict[str, Any]]:
                     "target": ">= 0.25x", "measured": measured,
                     "met": measured is not None and measured >= 0.25 and clean,
                     "statements_per_request": page["statements_per_request"]})  # fmt: skip
+        floor = (load or {}).get("floor")
+        if floor is not None and floor["non_2xx"] + floor["errors"] == 0:
+            # Informational: the one-field query on the same endpoint (not part of the target).
+            out[-1]["endpoint_floor"] = ratio(floor["rps"], raw)
     if "search" in workloads:
         p95 = workloads["search"]["p95_ms"]
         clients = workloads["search"]["clients"]
@@ -978,6 +1002,16 @@ def render_markdown(report: dict[str, Any], charts: list[str]) -> str:
             f"{graphql['non_2xx'] + graphql['errors']} errors; pages answered with GraphQL "
             f"errors beforehand: {len(failed)}" + (f" (first: {failed[0]})." if failed else "."),
         ]
+        floor = graphql.get("floor")
+        if floor:
+            lines += [
+                "",
+                f"The endpoint's floor, loaded right after the page on the same contacts: "
+                f"`{floor['query']}` by loadgen, {floor['connections']} connections: "
+                f"{_f(floor['rps'], 0)} req/s, {_f(ratio(floor['rps'], raw['rps']), 3)}x the "
+                f"raw baseline, p50 {_f(floor['p50_ms'], 2)} ms, "
+                f"{floor['non_2xx'] + floor['errors']} errors.",
+            ]
     loyalty = report.get("loyalty_loadgen")
     if loyalty:
         for name in LOYALTY_LOADS:
@@ -1027,6 +1061,11 @@ def render_markdown(report: dict[str, Any], charts: list[str]) -> str:
         else:
             shown = _f(measured)
         label = budget["budget"]
+        if "endpoint_floor" in budget:
+            label += (
+                f" (informational: a one-field query on the same endpoint, "
+                f"{_f(budget['endpoint_floor'], 3)}x)"
+            )
         if "database_ceiling" in budget:
             label += (
                 f" (informational: the database's own ceiling for this write, "

@@ -40,3 +40,17 @@ def test_without_loadgen_the_scenario_run_is_measured() -> None:
     assert budget["measured"] == 0.04
     assert budget["met"] is False
     assert "(loadgen)" not in budget["budget"]
+
+
+def test_the_endpoint_floor_is_shown_beside_the_page_and_does_not_decide_it() -> None:
+    floor = {"rps": 450.0, "non_2xx": 0, "errors": 0}
+    budget = _graphql(_report(graphql_loadgen=_load(30.0, floor=floor)))
+    assert budget["endpoint_floor"] == 0.45
+    assert budget["measured"] == 0.03
+    assert budget["met"] is False
+
+
+def test_a_floor_run_with_errors_is_not_shown() -> None:
+    floor = {"rps": 450.0, "non_2xx": 3, "errors": 0}
+    assert "endpoint_floor" not in _graphql(_report(graphql_loadgen=_load(30.0, floor=floor)))
+    assert "endpoint_floor" not in _graphql(_report(graphql_loadgen=_load(30.0)))
