@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from app.db.pairs import text_pairs
+from app.db.params import in_uuids, uuid_param
 from app.kit.pagination import Keyset
 from app.kit.search import SearchTerms, ranked, searchable_view
 from app.models import Account, AccountExternalId, Contact
@@ -64,12 +66,10 @@ class AccountRepository:
         return found
 
     async def get_many(self, workspace_id: uuid.UUID, ids: Iterable[uuid.UUID]) -> list[Account]:
-        statement = _with_ids(
-            select(Account).where(Account.workspace_id == workspace_id, Account.id.in_(list(ids)))
-        ).order_by(Account.id)
-        # Rows written by a bulk UPDATE may be in the identity map with their old values.
-        statement = statement.execution_options(populate_existing=True)
-        return list((await self.session.execute(statement)).scalars().all())
+        result = await self.session.execute(
+            _accounts_by_id(), {"workspace_id": workspace_id, "ids": list(ids)}
+        )
+        return list(result.scalars().all())
 
     async def exists(self, workspace_id: uuid.UUID, account_id: uuid.UUID) -> bool:
         """Whether the account exists, held so that it cannot be deleted before commit."""
@@ -275,3 +275,15 @@ class AccountRepository:
                 Account.workspace_id == account.workspace_id, Account.id == account.id
             )
         )
+
+
+@functools.cache
+def _accounts_by_id() -> Select[Any]:
+    """Built once with bound parameters (app.db.params): contact pages load their accounts."""
+    statement = _with_ids(
+        select(Account).where(
+            Account.workspace_id == uuid_param("workspace_id"), in_uuids(Account.id, "ids")
+        )
+    ).order_by(Account.id)
+    # Rows written by a bulk UPDATE may be in the identity map with their old values.
+    return statement.execution_options(populate_existing=True)

@@ -13,6 +13,7 @@ from app.auth.dependencies import AuthContext
 from app.contact.references import register_contact_reference
 from app.contact.relationship_schemas import Relationship, RelationshipCreate
 from app.contact.service import contact as contact_service
+from app.db.params import in_uuids, uuid_param
 from app.events import outbox
 from app.kit.errors import Conflict, FieldError, NotFound, ValidationFailed
 from app.kit.ids import uuid7
@@ -22,6 +23,17 @@ from app.models.contact_relationship import RELATIONSHIP_INVERSES
 
 class RelationshipNotFound(NotFound):
     title = "No such relationship"
+
+
+# Built once with bound parameters (app.db.params): every contact page reads its links.
+_BY_CONTACTS = (
+    select(ContactRelationship)
+    .where(
+        ContactRelationship.workspace_id == uuid_param("workspace_id"),
+        in_uuids(ContactRelationship.contact_id, "contact_ids"),
+    )
+    .order_by(ContactRelationship.contact_id, ContactRelationship.id)
+)
 
 
 class RelationshipService:
@@ -36,12 +48,7 @@ class RelationshipService:
     ) -> dict[uuid.UUID, list[ContactRelationship]]:
         """Each contact's links, in one query (the DataLoader's batch)."""
         result = await session.execute(
-            select(ContactRelationship)
-            .where(
-                ContactRelationship.workspace_id == auth.workspace_id,
-                ContactRelationship.contact_id.in_(list(contact_ids)),
-            )
-            .order_by(ContactRelationship.contact_id, ContactRelationship.id)
+            _BY_CONTACTS, {"workspace_id": auth.workspace_id, "contact_ids": list(contact_ids)}
         )
         grouped: dict[uuid.UUID, list[ContactRelationship]] = {}
         for row in result.scalars():

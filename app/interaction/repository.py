@@ -13,7 +13,6 @@ from sqlalchemy import (
     Integer,
     Select,
     and_,
-    any_,
     bindparam,
     delete,
     func,
@@ -22,12 +21,12 @@ from sqlalchemy import (
     text,
     true,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
-from sqlalchemy.dialects.postgresql import UUID as PG_UUID
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, with_expression
 
 from app.db.pairs import text_pairs
+from app.db.params import in_uuids, uuid_array_param, uuid_param
 from app.kit.ids import uuid7
 from app.kit.pagination import Keyset
 from app.models import Contact, Interaction, InteractionExternalId
@@ -89,11 +88,16 @@ _INSERT_EVENTS = text(
 # bind, and a statement of its own (prepared again) for every count of contacts.
 _CONTACT_STATES = (
     select(Contact.id, Contact.merged_into_id)
-    .where(
-        Contact.workspace_id == bindparam("workspace_id", type_=PG_UUID(as_uuid=True)),
-        Contact.id == any_(bindparam("contact_ids", type_=ARRAY(PG_UUID(as_uuid=True)))),
-    )
+    .where(Contact.workspace_id == uuid_param("workspace_id"), in_uuids(Contact.id, "contact_ids"))
     .with_for_update(read=True, key_share=True)
+)
+_COUNTS_BY_CHANNEL = (
+    select(Interaction.contact_id, Interaction.channel, func.count())
+    .where(
+        Interaction.workspace_id == uuid_param("workspace_id"),
+        in_uuids(Interaction.contact_id, "contact_ids"),
+    )
+    .group_by(Interaction.contact_id, Interaction.channel)
 )
 
 
@@ -141,6 +145,16 @@ def _with_ids(statement: Select[Any], entity: Any = Interaction) -> Select[Any]:
     return statement.options(with_expression(entity.external_id_map, external_id_map(entity)))
 
 
+@functools.cache
+def _interactions_by_id() -> Select[Any]:
+    """Built once with bound parameters (app.db.params): it runs for every timeline page."""
+    return _with_ids(
+        select(Interaction).where(
+            Interaction.workspace_id == uuid_param("workspace_id"), in_uuids(Interaction.id, "ids")
+        )
+    ).execution_options(populate_existing=True)
+
+
 def open_attention(entity: Any = Interaction) -> ColumnElement[bool]:
     """Feedback that needs attention and has not been dealt with."""
     return and_(entity.needs_attention.is_(True), entity.attention_resolved_at.is_(None))
@@ -167,13 +181,10 @@ class InteractionRepository:
     async def get_many(
         self, workspace_id: uuid.UUID, interaction_ids: Iterable[uuid.UUID]
     ) -> list[Interaction]:
-        statement = _with_ids(
-            select(Interaction).where(
-                Interaction.workspace_id == workspace_id,
-                Interaction.id.in_(list(interaction_ids)),
-            )
-        ).execution_options(populate_existing=True)
-        return list((await self.session.execute(statement)).scalars().all())
+        result = await self.session.execute(
+            _interactions_by_id(), {"workspace_id": workspace_id, "ids": list(interaction_ids)}
+        )
+        return list(result.scalars().all())
 
     def _filtered(self, workspace_id: uuid.UUID, filters: InteractionFilters) -> Select[Any]:
         statement = select(Interaction).where(Interaction.workspace_id == workspace_id)
@@ -289,12 +300,8 @@ class InteractionRepository:
         if not contact_ids:
             return []
         result = await self.session.execute(
-            select(Interaction.contact_id, Interaction.channel, func.count())
-            .where(
-                Interaction.workspace_id == workspace_id,
-                Interaction.contact_id.in_(list(set(contact_ids))),
-            )
-            .group_by(Interaction.contact_id, Interaction.channel)
+            _COUNTS_BY_CHANNEL,
+            {"workspace_id": workspace_id, "contact_ids": list(set(contact_ids))},
         )
         return [(row[0], row[1], int(row[2])) for row in result]
 
@@ -394,12 +401,12 @@ def _latest_per_contact(open_feedback_only: bool) -> Select[Any]:
     Built once per variant, with bound parameters: constructing it costs more than running it.
     """
     wanted = (
-        func.unnest(bindparam("contact_ids", type_=ARRAY(PG_UUID(as_uuid=True))))
+        func.unnest(uuid_array_param("contact_ids"))
         .table_valued("contact_id")
         .render_derived(name="wanted")
     )
     inner = select(Interaction).where(
-        Interaction.workspace_id == bindparam("workspace_id", type_=PG_UUID(as_uuid=True)),
+        Interaction.workspace_id == uuid_param("workspace_id"),
         Interaction.contact_id == wanted.c.contact_id,
     )
     if open_feedback_only:

@@ -1,17 +1,18 @@
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, case, delete, func, select, text, true
-from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy import Integer, Select, and_, bindparam, case, delete, func, select, text, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
 from app.db.pairs import text_pairs
+from app.db.params import in_uuids, uuid_array_param, uuid_param
 from app.kit.pagination import Keyset
 from app.models import Contact, Purchase, PurchaseExternalId, PurchaseRefund
 
@@ -93,15 +94,10 @@ class PurchaseRepository:
         return found
 
     async def get_many(self, workspace_id: uuid.UUID, ids: Iterable[uuid.UUID]) -> list[Purchase]:
-        # Joined, not a statement per collection: a receipt has a few lines and ids at most,
-        # and the timeline loads a page of purchases in this one round trip.
-        statement = select(Purchase).where(
-            Purchase.workspace_id == workspace_id, Purchase.id.in_(list(ids))
+        result = await self.session.execute(
+            _purchases_by_id(), {"workspace_id": workspace_id, "ids": list(ids)}
         )
-        statement = statement.options(
-            joinedload(Purchase.items), joinedload(Purchase.external_ids)
-        ).execution_options(populate_existing=True)
-        return list((await self.session.execute(statement)).scalars().unique().all())
+        return list(result.scalars().unique().all())
 
     def _filtered(self, workspace_id: uuid.UUID, filters: PurchaseFilters) -> Select[Any]:
         statement = select(Purchase).where(Purchase.workspace_id == workspace_id)
@@ -135,59 +131,21 @@ class PurchaseRepository:
         A LATERAL subquery per contact walks ``ix_purchases_contact`` backwards and stops after
         ``per_contact`` rows, however many purchases a contact has.
         """
-        wanted = (
-            func.unnest(bindparam("contact_ids", list(contact_ids), type_=ARRAY(UUID())))
-            .table_valued("contact_id")
-            .render_derived()
-        )
-        newest = (
-            select(Purchase.id)
-            .where(
-                Purchase.workspace_id == workspace_id, Purchase.contact_id == wanted.c.contact_id
-            )
-            .order_by(Purchase.occurred_at.desc(), Purchase.id.desc())
-            .limit(per_contact)
-            .lateral()
-        )
-        statement = (
-            select(Purchase)
-            .where(
-                Purchase.workspace_id == workspace_id,
-                Purchase.id.in_(select(newest.c.id).select_from(wanted).join(newest, true())),
-            )
-            .options(joinedload(Purchase.items), joinedload(Purchase.external_ids))
-            .order_by(Purchase.contact_id, Purchase.occurred_at.desc(), Purchase.id.desc())
-        )
-        return list((await self.session.execute(statement)).unique().scalars().all())
+        result = await self.session.execute(
+            _recent_for_contacts(),
+            {"workspace_id": workspace_id, "contact_ids": list(contact_ids),
+             "per_contact": per_contact},
+        )  # fmt: skip
+        return list(result.unique().scalars().all())
 
     async def totals_for_contacts(
         self, workspace_id: uuid.UUID, contact_ids: Sequence[uuid.UUID]
     ) -> list[CurrencyTotals]:
         """Per contact and currency: purchases neither cancelled nor fully refunded, net of
         refunds, over their lifetime and the last 12 months by the database's clock."""
-        net = Purchase.total_minor - Purchase.refunded_minor
-        recent = Purchase.occurred_at >= func.now() - text("interval '12 months'")
-        statement = (
-            select(
-                Purchase.contact_id,
-                Purchase.currency,
-                func.min(Purchase.occurred_at).label("first_at"),
-                func.max(Purchase.occurred_at).label("last_at"),
-                func.count().label("purchases"),
-                func.sum(net).label("spend_minor"),
-                func.count().filter(recent).label("recent_count"),
-                func.coalesce(func.sum(case((recent, net), else_=0)), 0).label(
-                    "recent_spend_minor"
-                ),
-            )
-            .where(
-                Purchase.workspace_id == workspace_id,
-                Purchase.contact_id.in_(contact_ids),
-                Purchase.status.in_(("completed", "partially_refunded")),
-            )
-            .group_by(Purchase.contact_id, Purchase.currency)
-        )
-        rows = (await self.session.execute(statement)).all()
+        statement = _totals_for_contacts()
+        params = {"workspace_id": workspace_id, "contact_ids": list(contact_ids)}
+        rows = (await self.session.execute(statement, params)).all()
         return [
             CurrencyTotals(
                 contact_id=row.contact_id,
@@ -311,3 +269,67 @@ class PurchaseRepository:
                 Purchase.workspace_id == purchase.workspace_id, Purchase.id == purchase.id
             )
         )
+
+
+# The reads below run for every contact page (GraphQL loaders, the 360 view, the timeline):
+# built once with bound parameters (app.db.params), not for each request.
+
+
+@functools.cache
+def _purchases_by_id() -> Select[Any]:
+    # Joined, not a statement per collection: a receipt has a few lines and ids at most, and
+    # the timeline loads a page of purchases in this one round trip.
+    return (
+        select(Purchase)
+        .where(Purchase.workspace_id == uuid_param("workspace_id"), in_uuids(Purchase.id, "ids"))
+        .options(joinedload(Purchase.items), joinedload(Purchase.external_ids))
+        .execution_options(populate_existing=True)
+    )
+
+
+@functools.cache
+def _recent_for_contacts() -> Select[Any]:
+    workspace = uuid_param("workspace_id")
+    wanted = (
+        func.unnest(uuid_array_param("contact_ids")).table_valued("contact_id").render_derived()
+    )
+    newest = (
+        select(Purchase.id)
+        .where(Purchase.workspace_id == workspace, Purchase.contact_id == wanted.c.contact_id)
+        .order_by(Purchase.occurred_at.desc(), Purchase.id.desc())
+        .limit(bindparam("per_contact", type_=Integer))
+        .lateral()
+    )
+    return (
+        select(Purchase)
+        .where(
+            Purchase.workspace_id == workspace,
+            Purchase.id.in_(select(newest.c.id).select_from(wanted).join(newest, true())),
+        )
+        .options(joinedload(Purchase.items), joinedload(Purchase.external_ids))
+        .order_by(Purchase.contact_id, Purchase.occurred_at.desc(), Purchase.id.desc())
+    )
+
+
+@functools.cache
+def _totals_for_contacts() -> Select[Any]:
+    net = Purchase.total_minor - Purchase.refunded_minor
+    recent = Purchase.occurred_at >= func.now() - text("interval '12 months'")
+    return (
+        select(
+            Purchase.contact_id,
+            Purchase.currency,
+            func.min(Purchase.occurred_at).label("first_at"),
+            func.max(Purchase.occurred_at).label("last_at"),
+            func.count().label("purchases"),
+            func.sum(net).label("spend_minor"),
+            func.count().filter(recent).label("recent_count"),
+            func.coalesce(func.sum(case((recent, net), else_=0)), 0).label("recent_spend_minor"),
+        )
+        .where(
+            Purchase.workspace_id == uuid_param("workspace_id"),
+            in_uuids(Purchase.contact_id, "contact_ids"),
+            Purchase.status.in_(("completed", "partially_refunded")),
+        )
+        .group_by(Purchase.contact_id, Purchase.currency)
+    )
