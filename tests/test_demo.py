@@ -356,3 +356,62 @@ async def test_the_demo_has_a_service_desk(client: httpx.AsyncClient, demo: Demo
         **{"from": "2020-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z", "group_by": "queue"},
     )
     assert report["total"]["created"] == demo.counts.cases
+
+
+TIMELINE_SUMMARIES = """
+query Timeline($id: UUID!) {
+  contact(id: $id) { timeline(first: 100) { edges { node { kind id channel summary } } } }
+}
+"""
+# The record asked for through a fragment: the service must see it behind the spread.
+TIMELINE_RECORDS = """
+query Timeline($id: UUID!) {
+  contact(id: $id) { timeline(first: 100) { edges { node { kind id ...Record } } } }
+}
+fragment Record on TimelineEntry { summary data }
+"""
+
+
+def steady(record: dict[str, Any]) -> dict[str, Any]:
+    """A record without what moves with the clock between two reads (a case's SLA minutes)."""
+    sla = record.get("sla")
+    return {**record, "sla": sla["policy_id"]} if isinstance(sla, dict) else record
+
+
+async def test_a_graphql_timeline_without_records_shows_the_same_entries_with_fewer_reads(
+    client: httpx.AsyncClient, demo: Demo
+) -> None:
+    from tests.test_graphql import count_statements, gql
+
+    kinds: set[str] = set()
+    skipped: set[str] = set()
+    for contact in await all_contacts(client, demo):
+        variables = {"id": contact["id"]}
+        rest = (await get(client, demo, f"/v1/contacts/{contact['id']}/timeline", limit=100))[
+            "data"
+        ]
+        with count_statements(demo.database) as light_reads:
+            light = await gql(client, demo.headers, TIMELINE_SUMMARIES, variables)
+        with count_statements(demo.database) as full_reads:
+            full = await gql(client, demo.headers, TIMELINE_RECORDS, variables)
+        assert "errors" not in light, light
+        assert "errors" not in full, full
+        light_nodes = [e["node"] for e in light["data"]["contact"]["timeline"]["edges"]]
+        full_nodes = [e["node"] for e in full["data"]["contact"]["timeline"]["edges"]]
+        assert light_nodes == [
+            {key: entry[key] for key in ("kind", "id", "channel", "summary")} for entry in rest
+        ]
+        assert [{**node, "data": steady(node["data"])} for node in full_nodes] == [
+            {"kind": e["kind"], "id": e["id"], "summary": e["summary"], "data": steady(e["data"])}
+            for e in rest
+        ]
+        assert len(light_reads) <= len(full_reads)
+        kinds |= {entry["kind"] for entry in rest}
+        # A case's SLA policy and an opportunity's competitors are read for the record only.
+        skipped |= {
+            table
+            for table in ("sla_policies", "opportunity_competitors")
+            if any(table in s for s in full_reads) and not any(table in s for s in light_reads)
+        }
+    assert {"interaction", "purchase", "loyalty", "case", "opportunity"} <= kinds
+    assert skipped == {"sla_policies", "opportunity_competitors"}

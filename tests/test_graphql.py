@@ -322,3 +322,25 @@ async def test_statement_counts_leave_out_background_work(database: Database) ->
         assert statements == []
         await select_one()
     assert statements == ["SELECT 1"]
+
+
+def test_selects_finds_a_path_through_fields_and_fragments() -> None:
+    from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField
+
+    from app.graphql.common import selects
+
+    def field(name: str, *selections: Any) -> SelectedField:
+        return SelectedField(name=name, directives={}, arguments={}, selections=list(selections))
+
+    node = field("node", field("kind"), field("summary"))
+    assert not selects([field("edges", node)], "edges", "node", "data")
+    assert selects([field("edges", field("node", field("data")))], "edges", "node", "data")
+    spread = FragmentSpread(
+        name="Record", type_condition="TimelineEntry", directives={}, selections=[field("data")]
+    )
+    assert selects([field("edges", field("node", spread))], "edges", "node", "data")
+    inline = InlineFragment(type_condition=None, directives={}, selections=[field("data")])
+    assert selects([field("edges", field("node", inline))], "edges", "node", "data")
+    # The name must sit at the level the path gives: deeper or shallower does not count.
+    assert not selects([field("data")], "edges", "node", "data")
+    assert not selects([field("edges", field("data"))], "edges", "node", "data")

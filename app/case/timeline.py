@@ -34,18 +34,19 @@ def _entries_of(
 
 
 async def _load(
-    session: AsyncSession, auth: AuthContext, ids: Sequence[uuid.UUID]
+    session: AsyncSession, auth: AuthContext, ids: Sequence[uuid.UUID], /, *, with_data: bool
 ) -> dict[uuid.UUID, LoadedEntry]:
     found = await case_service.get_many(session, auth, ids)
     rows = list(found.values())
-    bodies = await case_service.schemas_of(session, auth, rows)
+    # The record's SLA, history and partner ids are reads of their own: only when shown.
+    bodies = await case_service.schemas_of(session, auth, rows) if with_data else None
     return {
         row.id: LoadedEntry(
             channel=row.channel,
             summary=f"{format_number(row.number)} ({row.status}, {row.priority}): {row.subject}",
-            data=body.model_dump(mode="json"),
+            data=bodies[index].model_dump(mode="json") if bodies is not None else None,
         )
-        for row, body in zip(rows, bodies, strict=True)
+        for index, row in enumerate(rows)
     }
 
 
@@ -71,7 +72,7 @@ _VERBS = {"open": "opened", "pending": "waiting", "resolved": "resolved", "close
 
 
 async def _load_changes(
-    session: AsyncSession, auth: AuthContext, ids: Sequence[uuid.UUID]
+    session: AsyncSession, auth: AuthContext, ids: Sequence[uuid.UUID], /, *, with_data: bool
 ) -> dict[uuid.UUID, LoadedEntry]:
     loaded = {}
     for change, case in await case_service.status_changes(session, auth, ids):
@@ -88,7 +89,9 @@ async def _load_changes(
                 **case_service.history_schema(change).model_dump(mode="json"),
                 "number": format_number(case.number),
                 "subject": case.subject,
-            },
+            }
+            if with_data
+            else None,
         )
     return loaded
 

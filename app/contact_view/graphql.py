@@ -18,6 +18,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from app.auth.scopes import Scope
+from app.graphql.common import selects
 from app.graphql.context import Context
 from app.graphql.dataloaders.interaction_counts_by_contact import interaction_counts_by_contact
 from app.graphql.dataloaders.interaction_open_feedback_by_contact import (
@@ -179,11 +180,22 @@ async def timeline(
         occurred_before=criteria.occurred_before,
     )
     size = page_size(first)
+    # Each entry's full record is read and rendered only for a query that shows it.
+    with_data = any(
+        selects(field.selections, "edges", "node", "data") for field in info.selected_fields
+    )
     entries, next_cursor = await info.context.read(
         # A Contact is one this request read as live (the root fields, lists and loaders
         # leave out merged and missing contacts): its liveness is not checked again.
         lambda session: timeline_service.page(
-            session, auth, root.id, filters, limit=size, cursor=after, known_live=True
+            session,
+            auth,
+            root.id,
+            filters,
+            limit=size,
+            cursor=after,
+            known_live=True,
+            with_data=with_data,
         )
     )
     edges = [

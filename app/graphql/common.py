@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import strawberry
+from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField, Selection
 
 from app.kit.money import Money
 
@@ -46,3 +49,19 @@ class MoneyType:
 class MoneyInput:
     amount: str
     currency: str
+
+
+def selects(selections: Iterable[Selection], *path: str) -> bool:
+    """Whether the query asks for ``path`` (field names, one level each) among
+    ``selections``, fragments included. Errs towards yes: a caller skips work on a no."""
+    first, *rest = path
+    for selection in selections:
+        if isinstance(selection, SelectedField):
+            if selection.name == first and (not rest or selects(selection.selections, *rest)):
+                return True
+        elif isinstance(selection, FragmentSpread | InlineFragment):
+            if selects(selection.selections, *path):
+                return True
+        else:  # pragma: no cover - a kind of selection this does not know
+            return True
+    return False

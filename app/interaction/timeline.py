@@ -41,14 +41,14 @@ def summary_of(interaction: Interaction) -> str:
 
 
 async def _load(
-    session: AsyncSession, auth: AuthContext, ids: Sequence[uuid.UUID]
+    session: AsyncSession, auth: AuthContext, ids: Sequence[uuid.UUID], /, *, with_data: bool
 ) -> dict[uuid.UUID, LoadedEntry]:
     found = await interaction_service.get_many(session, auth, ids)
     return {
         interaction_id: LoadedEntry(
             channel=row.channel,
             summary=summary_of(row),
-            data=interaction_service.to_schema(row).model_dump(mode="json"),
+            data=interaction_service.to_schema(row).model_dump(mode="json") if with_data else None,
         )
         for interaction_id, row in found.items()
     }

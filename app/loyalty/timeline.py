@@ -63,14 +63,14 @@ def entry_summary(entry: LoyaltyEntry) -> str:
 
 
 async def _load(
-    session: AsyncSession, auth: AuthContext, ids: Sequence[uuid.UUID]
+    session: AsyncSession, auth: AuthContext, ids: Sequence[uuid.UUID], /, *, with_data: bool
 ) -> dict[uuid.UUID, LoadedEntry]:
     found = await loyalty_service.entries_by_id(session, auth, ids)
     return {
         entry_id: LoadedEntry(
             channel=None,
             summary=entry_summary(row),
-            data=loyalty_service.entry_schema(row).model_dump(mode="json"),
+            data=loyalty_service.entry_schema(row).model_dump(mode="json") if with_data else None,
         )
         for entry_id, row in found.items()
     }

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
 from app.db.pairs import text_pairs
+from app.db.params import in_uuids, uuid_param
 from app.kit.pagination import Keyset
 from app.models import (
     Contact,
@@ -297,26 +299,12 @@ class OpportunityRepository:
         return list((await self.session.execute(statement)).scalars().all())
 
     async def changes_by_id(
-        self, workspace_id: uuid.UUID, ids: Sequence[uuid.UUID]
+        self, workspace_id: uuid.UUID, ids: Sequence[uuid.UUID], *, with_children: bool = True
     ) -> list[tuple[OpportunityStageChange, Opportunity]]:
-        statement = (
-            select(OpportunityStageChange, Opportunity)
-            .join(
-                Opportunity,
-                (Opportunity.workspace_id == OpportunityStageChange.workspace_id)
-                & (Opportunity.id == OpportunityStageChange.opportunity_id),
-            )
-            .where(
-                OpportunityStageChange.workspace_id == workspace_id,
-                OpportunityStageChange.id.in_(list(ids)),
-            )
-            .options(
-                joinedload(Opportunity.stage),
-                selectinload(Opportunity.competitors),
-                selectinload(Opportunity.external_ids),
-            )
+        result = await self.session.execute(
+            _changes_by_id(with_children), {"workspace_id": workspace_id, "ids": list(ids)}
         )
-        return [(row[0], row[1]) for row in await self.session.execute(statement)]
+        return [(row[0], row[1]) for row in result]
 
     async def by_external_id(
         self, workspace_id: uuid.UUID, system: str, value: str
@@ -362,3 +350,27 @@ class OpportunityRepository:
                 Opportunity.id == opportunity.id,
             )
         )
+
+
+@functools.cache
+def _changes_by_id(with_children: bool) -> Select[OpportunityStageChange, Opportunity]:
+    """Built once per variant with bound parameters (app.db.params): timelines read these."""
+    statement = (
+        select(OpportunityStageChange, Opportunity)
+        .join(
+            Opportunity,
+            (Opportunity.workspace_id == OpportunityStageChange.workspace_id)
+            & (Opportunity.id == OpportunityStageChange.opportunity_id),
+        )
+        .where(
+            OpportunityStageChange.workspace_id == uuid_param("workspace_id"),
+            in_uuids(OpportunityStageChange.id, "ids"),
+        )
+    )
+    if with_children:
+        statement = statement.options(
+            joinedload(Opportunity.stage),
+            selectinload(Opportunity.competitors),
+            selectinload(Opportunity.external_ids),
+        )
+    return statement

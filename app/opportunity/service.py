@@ -318,11 +318,20 @@ class OpportunityService:
         return grouped
 
     async def changes_with_opportunity(
-        self, session: AsyncSession, auth: AuthContext, change_ids: Sequence[uuid.UUID]
+        self,
+        session: AsyncSession,
+        auth: AuthContext,
+        change_ids: Sequence[uuid.UUID],
+        *,
+        with_children: bool = True,
     ) -> list[tuple[OpportunityStageChange, Opportunity]]:
+        """Stage changes with their opportunity; ``with_children``: the opportunity's stage,
+        competitors and partner ids too (what its REST shape shows)."""
         if not change_ids:
             return []
-        return await OpportunityRepository(session).changes_by_id(auth.workspace_id, change_ids)
+        return await OpportunityRepository(session).changes_by_id(
+            auth.workspace_id, change_ids, with_children=with_children
+        )
 
     # -- writing -----------------------------------------------------------------------------
     async def create(

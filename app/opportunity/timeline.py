@@ -64,9 +64,11 @@ def change_summary(change: OpportunityStageChange, opportunity: Opportunity) -> 
 
 
 async def _load_changes(
-    session: AsyncSession, auth: AuthContext, ids: Sequence[uuid.UUID]
+    session: AsyncSession, auth: AuthContext, ids: Sequence[uuid.UUID], /, *, with_data: bool
 ) -> dict[uuid.UUID, LoadedEntry]:
-    rows = await opportunity_service.changes_with_opportunity(session, auth, ids)
+    rows = await opportunity_service.changes_with_opportunity(
+        session, auth, ids, with_children=with_data
+    )
     return {
         change.id: LoadedEntry(
             channel=None,
@@ -74,7 +76,9 @@ async def _load_changes(
             data={
                 **opportunity_service.change_to_schema(change).model_dump(mode="json"),
                 "opportunity": opportunity_service.to_schema(opportunity).model_dump(mode="json"),
-            },
+            }
+            if with_data
+            else None,
         )
         for change, opportunity in rows
     }

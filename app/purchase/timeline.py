@@ -68,21 +68,21 @@ def purchase_summary(purchase: Purchase) -> str:
 
 
 async def _load_purchases(
-    session: AsyncSession, auth: AuthContext, ids: Sequence[uuid.UUID]
+    session: AsyncSession, auth: AuthContext, ids: Sequence[uuid.UUID], /, *, with_data: bool
 ) -> dict[uuid.UUID, LoadedEntry]:
     found = await purchase_service.get_many(session, auth, ids)
     return {
         purchase_id: LoadedEntry(
             channel=row.channel,
             summary=purchase_summary(row),
-            data=purchase_service.to_schema(row).model_dump(mode="json"),
+            data=purchase_service.to_schema(row).model_dump(mode="json") if with_data else None,
         )
         for purchase_id, row in found.items()
     }
 
 
 async def _load_refunds(
-    session: AsyncSession, auth: AuthContext, ids: Sequence[uuid.UUID]
+    session: AsyncSession, auth: AuthContext, ids: Sequence[uuid.UUID], /, *, with_data: bool
 ) -> dict[uuid.UUID, LoadedEntry]:
     rows = await purchase_service.refunds_with_channel(session, auth, ids)
     loaded = {}
@@ -91,7 +91,9 @@ async def _load_refunds(
         loaded[refund.id] = LoadedEntry(
             channel=channel,
             summary=f"Refund of {_amount(refund.amount_minor, refund.currency)}{reason}",
-            data=purchase_service.refund_to_schema(refund).model_dump(mode="json"),
+            data=purchase_service.refund_to_schema(refund).model_dump(mode="json")
+            if with_data
+            else None,
         )
     return loaded
 

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -48,21 +48,33 @@ def narrowed(
 
 @dataclass(frozen=True)
 class LoadedEntry:
-    """An entry's presentation: its channel, a one-line summary and its full record."""
+    """An entry's presentation: its channel, a one-line summary and, when asked for, its full
+    record."""
 
     channel: str | None
     summary: str
-    data: dict[str, Any]
+    data: dict[str, Any] | None = None
 
 
 # (workspace id, contact id, filter) -> SELECT occurred_at, id ... of the contact's entries.
 # The workspace and contact ids come as bound parameters (the statement is built once and run
 # for every contact): compare columns with them, never use them as Python values.
 EntriesOf = Callable[[Any, Any, TimelineFilter], Select[datetime, uuid.UUID]]
-# (session, auth, ids) -> the entries with those ids.
-LoadEntries = Callable[
-    [AsyncSession, AuthContext, Sequence[uuid.UUID]], Awaitable[dict[uuid.UUID, LoadedEntry]]
-]
+
+
+class LoadEntries(Protocol):
+    """The entries with these ids. ``data`` only ``with_data``: a caller showing summaries only
+    spares the reads and the rendering that the full record takes."""
+
+    def __call__(
+        self,
+        session: AsyncSession,
+        auth: AuthContext,
+        ids: Sequence[uuid.UUID],
+        /,
+        *,
+        with_data: bool,
+    ) -> Awaitable[dict[uuid.UUID, LoadedEntry]]: ...
 
 
 @dataclass(frozen=True)

@@ -97,11 +97,14 @@ async def page(
     limit: int,
     cursor: str | None,
     known_live: bool = False,
+    with_data: bool = True,
 ) -> tuple[list[TimelineEntry], str | None]:
     """A page of the contact's timeline, newest first, and the cursor after it.
 
     Entry kinds whose scope the key lacks are left out, not refused. ``known_live``: the
     caller has read the contact as live in this transaction, so the check is not repeated.
+    Without ``with_data``, entries come with an empty ``data``, for a caller that shows the
+    summaries only.
 
     Raises:
         ContactNotFound / ContactMerged: no such live contact in the workspace.
@@ -134,12 +137,14 @@ async def page(
     loaded: dict[str, dict[uuid.UUID, Any]] = {}
     for kind in dict.fromkeys(row.kind for row in shown):
         ids = [row.id for row in shown if row.kind == kind]
-        loaded[kind] = await by_kind[kind].load(session, auth, ids)
+        loaded[kind] = await by_kind[kind].load(session, auth, ids, with_data=with_data)
     entries = []
     for row in shown:
         found = loaded[row.kind].get(row.id)
         if found is None:
             continue
+        if with_data and found.data is None:
+            raise RuntimeError(f"the {row.kind!r} timeline source loaded no record")
         entries.append(
             TimelineEntry(
                 kind=row.kind,
@@ -147,7 +152,7 @@ async def page(
                 occurred_at=row.occurred_at,
                 channel=found.channel,
                 summary=found.summary,
-                data=found.data,
+                data=found.data if found.data is not None else {},
             )
         )
     next_cursor = None
