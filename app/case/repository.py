@@ -1,17 +1,19 @@
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, bindparam, delete, func, literal_column, select, text, true
-from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
+from sqlalchemy import Integer, Select, bindparam, delete, func, literal_column, select, text, true
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from app.db.pairs import text_pairs
+from app.db.params import in_texts, uuid_array_param, uuid_param
 from app.kit.pagination import Keyset
 from app.models import (
     BusinessCalendar,
@@ -292,31 +294,12 @@ class CaseRepository:
         statuses: Sequence[str],
     ) -> list[Case]:
         """Each contact's newest ``per_contact`` cases in ``statuses``: one statement."""
-        wanted = (
-            func.unnest(bindparam("contact_ids", list(contact_ids), type_=ARRAY(UUID())))
-            .table_valued("contact_id")
-            .render_derived()
-        )
-        newest = (
-            select(Case.id)
-            .where(
-                Case.workspace_id == workspace_id,
-                Case.contact_id == wanted.c.contact_id,
-                Case.status.in_(list(statuses)),
-            )
-            .order_by(Case.created_at.desc(), Case.id.desc())
-            .limit(per_contact)
-            .lateral()
-        )
-        statement = _with_ids(
-            select(Case)
-            .where(
-                Case.workspace_id == workspace_id,
-                Case.id.in_(select(newest.c.id).select_from(wanted).join(newest, true())),
-            )
-            .order_by(Case.contact_id, Case.created_at.desc(), Case.id.desc())
-        )
-        return list((await self.session.execute(statement)).scalars().all())
+        result = await self.session.execute(
+            _recent_for_contacts(),
+            {"workspace_id": workspace_id, "contact_ids": list(contact_ids),
+             "per_contact": per_contact, "statuses": list(statuses)},
+        )  # fmt: skip
+        return list(result.scalars().all())
 
     async def count_open(self, workspace_id: uuid.UUID, contact_id: uuid.UUID) -> int:
         result = await self.session.execute(
@@ -508,3 +491,31 @@ class CaseRepository:
             .execution_options(populate_existing=True)
         )
         return list((await self.session.execute(statement)).scalars().all())
+
+
+@functools.cache
+def _recent_for_contacts() -> Select[Any]:
+    """Built once with bound parameters (app.db.params): the 360 view reads it."""
+    workspace = uuid_param("workspace_id")
+    wanted = (
+        func.unnest(uuid_array_param("contact_ids")).table_valued("contact_id").render_derived()
+    )
+    newest = (
+        select(Case.id)
+        .where(
+            Case.workspace_id == workspace,
+            Case.contact_id == wanted.c.contact_id,
+            in_texts(Case.status, "statuses"),
+        )
+        .order_by(Case.created_at.desc(), Case.id.desc())
+        .limit(bindparam("per_contact", type_=Integer))
+        .lateral()
+    )
+    return _with_ids(
+        select(Case)
+        .where(
+            Case.workspace_id == workspace,
+            Case.id.in_(select(newest.c.id).select_from(wanted).join(newest, true())),
+        )
+        .order_by(Case.contact_id, Case.created_at.desc(), Case.id.desc())
+    )

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload, with_expression
 
 from app.db.pairs import text_pairs
+from app.db.params import uuid_param
 from app.kit.pagination import Keyset
 from app.kit.search import SearchTerms, ranked, searchable_view
 from app.models import Contact, ContactEmail, ContactExternalId, ContactPhone
@@ -36,6 +37,11 @@ _DOCUMENTS = text(
 ).bindparams(
     bindparam("ids", type_=ARRAY(UUID(as_uuid=True))),
     bindparam("workspace_id", type_=UUID(as_uuid=True)),
+)
+
+# Every read of a contact's history checks the contact first: built once (app.db.params).
+_MERGED_INTO = select(Contact.merged_into_id).where(
+    Contact.workspace_id == uuid_param("workspace_id"), Contact.id == uuid_param("contact_id")
 )
 
 
@@ -186,13 +192,8 @@ class ContactRepository:
         self, workspace_id: uuid.UUID, contact_id: uuid.UUID
     ) -> tuple[bool, uuid.UUID | None]:
         """Whether the contact exists, and the survivor it was merged into if it was."""
-        row = (
-            await self.session.execute(
-                select(Contact.merged_into_id).where(
-                    Contact.workspace_id == workspace_id, Contact.id == contact_id
-                )
-            )
-        ).one_or_none()
+        params = {"workspace_id": workspace_id, "contact_id": contact_id}
+        row = (await self.session.execute(_MERGED_INTO, params)).one_or_none()
         return (False, None) if row is None else (True, row.merged_into_id)
 
     async def get_many(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, any_, bindparam
+from sqlalchemy import ColumnElement, Text, any_, bindparam
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.sql.elements import BindParameter
 
@@ -24,3 +24,8 @@ def uuid_array_param(name: str) -> BindParameter[Any]:
 def in_uuids(column: Any, name: str) -> ColumnElement[bool]:
     """``column = ANY(:name)``: one statement text whatever the number of ids, unlike IN."""
     return column == any_(uuid_array_param(name))  # type: ignore[no-any-return]
+
+
+def in_texts(column: Any, name: str) -> ColumnElement[bool]:
+    """``column = ANY(:name)`` for a list of strings (statuses, channels)."""
+    return column == any_(bindparam(name, type_=ARRAY(Text())))  # type: ignore[no-any-return]

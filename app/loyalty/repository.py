@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.direct import DirectPool
+from app.db.params import in_uuids, uuid_param
 from app.kit.ids import uuid7
 from app.kit.pagination import Keyset
 from app.models import (
@@ -155,6 +156,29 @@ async def write_alone(pool: DirectPool, write: PlainWrite) -> Any:
     return None if record is None else _Fields(record)
 
 
+# Read for every member's view (the 360 view, the mobile app): built once with bound parameters
+# (app.db.params), not for each request.
+_PROGRAMS = select(LoyaltyProgram).where(
+    LoyaltyProgram.workspace_id == uuid_param("workspace_id"), in_uuids(LoyaltyProgram.id, "ids")
+)
+_TIERS_OF_PROGRAMS = (
+    select(LoyaltyTier)
+    .where(
+        LoyaltyTier.workspace_id == uuid_param("workspace_id"),
+        in_uuids(LoyaltyTier.program_id, "ids"),
+    )
+    .order_by(LoyaltyTier.program_id, LoyaltyTier.threshold)
+)
+_ACCOUNTS_OF_CONTACTS = (
+    select(LoyaltyAccount)
+    .where(
+        LoyaltyAccount.workspace_id == uuid_param("workspace_id"),
+        in_uuids(LoyaltyAccount.contact_id, "ids"),
+    )
+    .order_by(LoyaltyAccount.contact_id, LoyaltyAccount.id)
+)
+
+
 class LoyaltyRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -198,10 +222,8 @@ class LoyaltyRepository:
     async def programs(
         self, workspace_id: uuid.UUID, program_ids: Sequence[uuid.UUID]
     ) -> list[LoyaltyProgram]:
-        statement = select(LoyaltyProgram).where(
-            LoyaltyProgram.workspace_id == workspace_id, LoyaltyProgram.id.in_(list(program_ids))
-        )
-        return list((await self.session.execute(statement)).scalars())
+        params = {"workspace_id": workspace_id, "ids": list(program_ids)}
+        return list((await self.session.execute(_PROGRAMS, params)).scalars())
 
     async def find_programs(self, workspace_id: uuid.UUID, keyset: Keyset) -> list[LoyaltyProgram]:
         statement = keyset.apply(
@@ -212,15 +234,8 @@ class LoyaltyRepository:
     async def tiers(
         self, workspace_id: uuid.UUID, program_ids: Sequence[uuid.UUID]
     ) -> list[LoyaltyTier]:
-        statement = (
-            select(LoyaltyTier)
-            .where(
-                LoyaltyTier.workspace_id == workspace_id,
-                LoyaltyTier.program_id.in_(list(program_ids)),
-            )
-            .order_by(LoyaltyTier.program_id, LoyaltyTier.threshold)
-        )
-        return list((await self.session.execute(statement)).scalars())
+        params = {"workspace_id": workspace_id, "ids": list(program_ids)}
+        return list((await self.session.execute(_TIERS_OF_PROGRAMS, params)).scalars())
 
     async def tier(self, workspace_id: uuid.UUID, tier_id: uuid.UUID) -> LoyaltyTier | None:
         statement = select(LoyaltyTier).where(
@@ -277,15 +292,8 @@ class LoyaltyRepository:
     async def accounts_of_contacts(
         self, workspace_id: uuid.UUID, contact_ids: Sequence[uuid.UUID]
     ) -> list[LoyaltyAccount]:
-        statement = (
-            select(LoyaltyAccount)
-            .where(
-                LoyaltyAccount.workspace_id == workspace_id,
-                LoyaltyAccount.contact_id.in_(list(contact_ids)),
-            )
-            .order_by(LoyaltyAccount.contact_id, LoyaltyAccount.id)
-        )
-        return list((await self.session.execute(statement)).scalars())
+        params = {"workspace_id": workspace_id, "ids": list(contact_ids)}
+        return list((await self.session.execute(_ACCOUNTS_OF_CONTACTS, params)).scalars())
 
     async def find_accounts(
         self,

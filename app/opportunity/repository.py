@@ -7,13 +7,12 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Select, bindparam, delete, func, select, true, update
-from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy import Integer, Select, bindparam, delete, func, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
 from app.db.pairs import text_pairs
-from app.db.params import in_uuids, uuid_param
+from app.db.params import in_texts, in_uuids, uuid_array_param, uuid_param
 from app.kit.pagination import Keyset
 from app.models import (
     Contact,
@@ -250,36 +249,12 @@ class OpportunityRepository:
     ) -> list[Opportunity]:
         """Each contact's most recently updated ``per_contact`` opportunities, one statement
         (a LATERAL subquery per contact stops after ``per_contact`` rows)."""
-        wanted = (
-            func.unnest(bindparam("contact_ids", list(contact_ids), type_=ARRAY(UUID())))
-            .table_valued("contact_id")
-            .render_derived()
-        )
-        newest = select(Opportunity.id).where(
-            Opportunity.workspace_id == workspace_id,
-            Opportunity.contact_id == wanted.c.contact_id,
-        )
-        if statuses:
-            newest = newest.where(Opportunity.status.in_(list(statuses)))
-        lateral = (
-            newest.order_by(Opportunity.updated_at.desc(), Opportunity.id.desc())
-            .limit(per_contact)
-            .lateral()
-        )
-        statement = (
-            select(Opportunity)
-            .where(
-                Opportunity.workspace_id == workspace_id,
-                Opportunity.id.in_(select(lateral.c.id).select_from(wanted).join(lateral, true())),
-            )
-            .options(
-                joinedload(Opportunity.stage),
-                joinedload(Opportunity.competitors),
-                joinedload(Opportunity.external_ids),
-            )
-            .order_by(Opportunity.contact_id, Opportunity.updated_at.desc(), Opportunity.id.desc())
-        )
-        return list((await self.session.execute(statement)).unique().scalars().all())
+        result = await self.session.execute(
+            _recent_for_contacts(bool(statuses)),
+            {"workspace_id": workspace_id, "contact_ids": list(contact_ids),
+             "per_contact": per_contact, "statuses": list(statuses)},
+        )  # fmt: skip
+        return list(result.unique().scalars().all())
 
     async def history(
         self, workspace_id: uuid.UUID, opportunity_ids: Sequence[uuid.UUID]
@@ -374,3 +349,35 @@ def _changes_by_id(with_children: bool) -> Select[OpportunityStageChange, Opport
             selectinload(Opportunity.external_ids),
         )
     return statement
+
+
+@functools.cache
+def _recent_for_contacts(by_status: bool) -> Select[Any]:
+    """Built once per variant with bound parameters (app.db.params): the 360 view reads it."""
+    workspace = uuid_param("workspace_id")
+    wanted = (
+        func.unnest(uuid_array_param("contact_ids")).table_valued("contact_id").render_derived()
+    )
+    newest = select(Opportunity.id).where(
+        Opportunity.workspace_id == workspace, Opportunity.contact_id == wanted.c.contact_id
+    )
+    if by_status:
+        newest = newest.where(in_texts(Opportunity.status, "statuses"))
+    lateral = (
+        newest.order_by(Opportunity.updated_at.desc(), Opportunity.id.desc())
+        .limit(bindparam("per_contact", type_=Integer))
+        .lateral()
+    )
+    return (
+        select(Opportunity)
+        .where(
+            Opportunity.workspace_id == workspace,
+            Opportunity.id.in_(select(lateral.c.id).select_from(wanted).join(lateral, true())),
+        )
+        .options(
+            joinedload(Opportunity.stage),
+            joinedload(Opportunity.competitors),
+            joinedload(Opportunity.external_ids),
+        )
+        .order_by(Opportunity.contact_id, Opportunity.updated_at.desc(), Opportunity.id.desc())
+    )
