@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from app.db.pairs import text_pairs
-from app.db.params import in_uuids, uuid_param
+from app.db.params import rows_among
 from app.kit.pagination import Keyset
 from app.kit.search import SearchTerms, ranked, searchable_view
 from app.models import Account, AccountExternalId, Contact
@@ -280,10 +280,6 @@ class AccountRepository:
 @functools.cache
 def _accounts_by_id() -> Select[Any]:
     """Built once with bound parameters (app.db.params): contact pages load their accounts."""
-    statement = _with_ids(
-        select(Account).where(
-            Account.workspace_id == uuid_param("workspace_id"), in_uuids(Account.id, "ids")
-        )
-    ).order_by(Account.id)
+    statement = _with_ids(rows_among(Account, Account.id)).order_by(Account.id)
     # Rows written by a bulk UPDATE may be in the identity map with their old values.
     return statement.execution_options(populate_existing=True)

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Integer, Select, bindparam, delete, func, literal_column, select, text, true
+from sqlalchemy import Select, delete, func, literal_column, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from app.db.pairs import text_pairs
-from app.db.params import in_texts, uuid_array_param, uuid_param
+from app.db.params import in_texts, newest_per_contact
 from app.kit.pagination import Keyset
 from app.models import (
     BusinessCalendar,
@@ -496,26 +496,4 @@ class CaseRepository:
 @functools.cache
 def _recent_for_contacts() -> Select[Any]:
     """Built once with bound parameters (app.db.params): the 360 view reads it."""
-    workspace = uuid_param("workspace_id")
-    wanted = (
-        func.unnest(uuid_array_param("contact_ids")).table_valued("contact_id").render_derived()
-    )
-    newest = (
-        select(Case.id)
-        .where(
-            Case.workspace_id == workspace,
-            Case.contact_id == wanted.c.contact_id,
-            in_texts(Case.status, "statuses"),
-        )
-        .order_by(Case.created_at.desc(), Case.id.desc())
-        .limit(bindparam("per_contact", type_=Integer))
-        .lateral()
-    )
-    return _with_ids(
-        select(Case)
-        .where(
-            Case.workspace_id == workspace,
-            Case.id.in_(select(newest.c.id).select_from(wanted).join(newest, true())),
-        )
-        .order_by(Case.contact_id, Case.created_at.desc(), Case.id.desc())
-    )
+    return _with_ids(newest_per_contact(Case, Case.created_at, in_texts(Case.status, "statuses")))

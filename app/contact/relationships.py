@@ -13,7 +13,7 @@ from app.auth.dependencies import AuthContext
 from app.contact.references import register_contact_reference
 from app.contact.relationship_schemas import Relationship, RelationshipCreate
 from app.contact.service import contact as contact_service
-from app.db.params import in_uuids, uuid_param
+from app.db.params import rows_among
 from app.events import outbox
 from app.kit.errors import Conflict, FieldError, NotFound, ValidationFailed
 from app.kit.ids import uuid7
@@ -26,14 +26,9 @@ class RelationshipNotFound(NotFound):
 
 
 # Built once with bound parameters (app.db.params): every contact page reads its links.
-_BY_CONTACTS = (
-    select(ContactRelationship)
-    .where(
-        ContactRelationship.workspace_id == uuid_param("workspace_id"),
-        in_uuids(ContactRelationship.contact_id, "contact_ids"),
-    )
-    .order_by(ContactRelationship.contact_id, ContactRelationship.id)
-)
+_BY_CONTACTS = rows_among(
+    ContactRelationship, ContactRelationship.contact_id, "contact_ids"
+).order_by(ContactRelationship.contact_id, ContactRelationship.id)
 
 
 class RelationshipService:

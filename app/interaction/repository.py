@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, with_expression
 
 from app.db.pairs import text_pairs
-from app.db.params import in_uuids, uuid_array_param, uuid_param
+from app.db.params import in_uuids, rows_among, uuid_array_param, uuid_param
 from app.kit.ids import uuid7
 from app.kit.pagination import Keyset
 from app.models import Contact, Interaction, InteractionExternalId
@@ -148,11 +148,9 @@ def _with_ids(statement: Select[Any], entity: Any = Interaction) -> Select[Any]:
 @functools.cache
 def _interactions_by_id() -> Select[Any]:
     """Built once with bound parameters (app.db.params): it runs for every timeline page."""
-    return _with_ids(
-        select(Interaction).where(
-            Interaction.workspace_id == uuid_param("workspace_id"), in_uuids(Interaction.id, "ids")
-        )
-    ).execution_options(populate_existing=True)
+    return _with_ids(rows_among(Interaction, Interaction.id)).execution_options(
+        populate_existing=True
+    )
 
 
 def open_attention(entity: Any = Interaction) -> ColumnElement[bool]:

@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.direct import DirectPool
-from app.db.params import in_uuids, uuid_param
+from app.db.params import rows_among
 from app.kit.ids import uuid7
 from app.kit.pagination import Keyset
 from app.models import (
@@ -158,24 +158,12 @@ async def write_alone(pool: DirectPool, write: PlainWrite) -> Any:
 
 # Read for every member's view (the 360 view, the mobile app): built once with bound parameters
 # (app.db.params), not for each request.
-_PROGRAMS = select(LoyaltyProgram).where(
-    LoyaltyProgram.workspace_id == uuid_param("workspace_id"), in_uuids(LoyaltyProgram.id, "ids")
+_PROGRAMS = rows_among(LoyaltyProgram, LoyaltyProgram.id)
+_TIERS_OF_PROGRAMS = rows_among(LoyaltyTier, LoyaltyTier.program_id).order_by(
+    LoyaltyTier.program_id, LoyaltyTier.threshold
 )
-_TIERS_OF_PROGRAMS = (
-    select(LoyaltyTier)
-    .where(
-        LoyaltyTier.workspace_id == uuid_param("workspace_id"),
-        in_uuids(LoyaltyTier.program_id, "ids"),
-    )
-    .order_by(LoyaltyTier.program_id, LoyaltyTier.threshold)
-)
-_ACCOUNTS_OF_CONTACTS = (
-    select(LoyaltyAccount)
-    .where(
-        LoyaltyAccount.workspace_id == uuid_param("workspace_id"),
-        in_uuids(LoyaltyAccount.contact_id, "ids"),
-    )
-    .order_by(LoyaltyAccount.contact_id, LoyaltyAccount.id)
+_ACCOUNTS_OF_CONTACTS = rows_among(LoyaltyAccount, LoyaltyAccount.contact_id).order_by(
+    LoyaltyAccount.contact_id, LoyaltyAccount.id
 )
 
 

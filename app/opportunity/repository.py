@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Integer, Select, bindparam, delete, func, select, true, update
+from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
 from app.db.pairs import text_pairs
-from app.db.params import in_texts, in_uuids, uuid_array_param, uuid_param
+from app.db.params import in_texts, in_uuids, newest_per_contact, uuid_param
 from app.kit.pagination import Keyset
 from app.models import (
     Contact,
@@ -354,30 +354,9 @@ def _changes_by_id(with_children: bool) -> Select[OpportunityStageChange, Opport
 @functools.cache
 def _recent_for_contacts(by_status: bool) -> Select[Any]:
     """Built once per variant with bound parameters (app.db.params): the 360 view reads it."""
-    workspace = uuid_param("workspace_id")
-    wanted = (
-        func.unnest(uuid_array_param("contact_ids")).table_valued("contact_id").render_derived()
-    )
-    newest = select(Opportunity.id).where(
-        Opportunity.workspace_id == workspace, Opportunity.contact_id == wanted.c.contact_id
-    )
-    if by_status:
-        newest = newest.where(in_texts(Opportunity.status, "statuses"))
-    lateral = (
-        newest.order_by(Opportunity.updated_at.desc(), Opportunity.id.desc())
-        .limit(bindparam("per_contact", type_=Integer))
-        .lateral()
-    )
-    return (
-        select(Opportunity)
-        .where(
-            Opportunity.workspace_id == workspace,
-            Opportunity.id.in_(select(lateral.c.id).select_from(wanted).join(lateral, true())),
-        )
-        .options(
-            joinedload(Opportunity.stage),
-            joinedload(Opportunity.competitors),
-            joinedload(Opportunity.external_ids),
-        )
-        .order_by(Opportunity.contact_id, Opportunity.updated_at.desc(), Opportunity.id.desc())
+    statuses = [in_texts(Opportunity.status, "statuses")] if by_status else []
+    return newest_per_contact(Opportunity, Opportunity.updated_at, *statuses).options(
+        joinedload(Opportunity.stage),
+        joinedload(Opportunity.competitors),
+        joinedload(Opportunity.external_ids),
     )

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, Select, and_, bindparam, case, delete, func, select, text, true
+from sqlalchemy import Select, and_, case, delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
 from app.db.pairs import text_pairs
-from app.db.params import in_uuids, uuid_array_param, uuid_param
+from app.db.params import in_uuids, newest_per_contact, rows_among, uuid_param
 from app.kit.pagination import Keyset
 from app.models import Contact, Purchase, PurchaseExternalId, PurchaseRefund
 
@@ -280,8 +280,7 @@ def _purchases_by_id() -> Select[Any]:
     # Joined, not a statement per collection: a receipt has a few lines and ids at most, and
     # the timeline loads a page of purchases in this one round trip.
     return (
-        select(Purchase)
-        .where(Purchase.workspace_id == uuid_param("workspace_id"), in_uuids(Purchase.id, "ids"))
+        rows_among(Purchase, Purchase.id)
         .options(joinedload(Purchase.items), joinedload(Purchase.external_ids))
         .execution_options(populate_existing=True)
     )
@@ -289,25 +288,8 @@ def _purchases_by_id() -> Select[Any]:
 
 @functools.cache
 def _recent_for_contacts() -> Select[Any]:
-    workspace = uuid_param("workspace_id")
-    wanted = (
-        func.unnest(uuid_array_param("contact_ids")).table_valued("contact_id").render_derived()
-    )
-    newest = (
-        select(Purchase.id)
-        .where(Purchase.workspace_id == workspace, Purchase.contact_id == wanted.c.contact_id)
-        .order_by(Purchase.occurred_at.desc(), Purchase.id.desc())
-        .limit(bindparam("per_contact", type_=Integer))
-        .lateral()
-    )
-    return (
-        select(Purchase)
-        .where(
-            Purchase.workspace_id == workspace,
-            Purchase.id.in_(select(newest.c.id).select_from(wanted).join(newest, true())),
-        )
-        .options(joinedload(Purchase.items), joinedload(Purchase.external_ids))
-        .order_by(Purchase.contact_id, Purchase.occurred_at.desc(), Purchase.id.desc())
+    return newest_per_contact(Purchase, Purchase.occurred_at).options(
+        joinedload(Purchase.items), joinedload(Purchase.external_ids)
     )
 
 
