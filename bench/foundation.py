@@ -4,8 +4,9 @@
 
 In one run, on a brand-new data directory under /tmp:
 
-1. cold start: ``crm serve`` launched until /readyz first answers 200, once on the empty
-   directory (initdb + migrations) and once more after a SIGINT stop (warm restart);
+1. cold start: ``crm serve`` launched until /readyz first answers 200, once on an empty
+   directory (initdb + migrations) and once more after a SIGINT stop (warm restart), in
+   ``COLD_START_ROUNDS`` rounds on directories of their own (the median is reported);
 2. a workspace created with ``crm workspace create``, and ``GET /v1/workspace`` loaded with
    its admin key (also ``GET /healthz``: the service's middleware without database work);
 3. the same load, in the same run, on baselines served by uvicorn with one worker each, in
