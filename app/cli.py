@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import uuid
@@ -24,6 +25,7 @@ import typer
 from app.config import Settings, get_settings
 
 if TYPE_CHECKING:
+    from app.db.embedded import EmbeddedPostgres
     from app.kit.errors import CRMError
 
 cli = typer.Typer(
@@ -125,6 +127,34 @@ def _interrupt(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def _prepare_database(
+    settings: Settings, server: EmbeddedPostgres | None, environment: dict[str, str]
+) -> None:
+    """Start the embedded server if there is one, then migrate when the settings ask to.
+
+    The thread running this holds the interpreter lock as little as it can: the main thread
+    needs it to import the application, and every system call made here would wait for it
+    again. initdb and pg_ctl are PostgreSQL's programs, and the migrations run as
+    ``crm migrate`` in a process of its own, on another core.
+    """
+    if server is not None:
+        server.ensure_running()
+    if not settings.migrate_on_start:
+        from app.db.bootstrap import resolve_target
+
+        resolve_target(settings)  # the embedded server's database and role
+        return
+    migrating = subprocess.run(
+        [sys.executable, "-m", "app.cli", "migrate"],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        check=False,
+    )
+    if migrating.returncode != 0:
+        # `crm migrate` has said why on stderr, which it shares with this process.
+        raise fail("the database could not be migrated; see the error above")
+
+
 @cli.command()
 @friendly_errors
 def serve(
@@ -149,34 +179,30 @@ def serve(
             server.claim_serving()
         except AlreadyServing as exc:
             raise fail(str(exc)) from None
-    # Initialising and starting the embedded server is the work of PostgreSQL's own programs
-    # (initdb, pg_ctl): it goes on while this process imports and builds the application,
-    # seconds of CPU that need no database.
-    background = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedded")
-    starting = background.submit(server.ensure_running) if server is not None else None
+    # What `crm migrate` below is to see: the configuration as given, not the app's URL set
+    # next.
+    environment = dict(os.environ)
+    # Worker processes read their settings from the environment, and so does the application
+    # built here: not the settings read above, which would make it prepare (and migrate) the
+    # embedded database a second time.
+    os.environ["CRM_DATABASE_URL"] = (
+        server.app_dsn(settings.app_role) if server is not None else str(settings.database_url)
+    )
+    get_settings.cache_clear()
+    # The database is made ready on a thread of its own while this process imports and builds
+    # the application, seconds of CPU that need no database.
+    background = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="database")
+    preparing = background.submit(_prepare_database, settings, server, environment)
     metrics_dir: str | None = None
     try:
         import uvicorn
 
-        from app.db.bootstrap import migrate_to_head, resolve_target
-
-        # Worker processes read their settings from the environment, and so does the
-        # application built here: not the settings read above, which would make it prepare
-        # (and migrate) the embedded database a second time.
-        os.environ["CRM_DATABASE_URL"] = (
-            server.app_dsn(settings.app_role) if server is not None else str(settings.database_url)
-        )
-        get_settings.cache_clear()
         application = None
         if workers == 1:
             from app.main import build_app
 
             application = build_app()
-        if starting is not None:
-            starting.result()
-        target = resolve_target(settings)
-        if settings.migrate_on_start:
-            migrate_to_head(target)
+        preparing.result()
         if workers > 1:
             metrics_dir = tempfile.mkdtemp(prefix="crm-metrics-")
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
@@ -211,8 +237,12 @@ def serve(
 def migrate() -> None:
     """Migrate the database schema to the latest revision."""
     from app.db import migrate as migrations
+    from app.kit.logging import configure_logging
 
-    with database_target(get_settings(), migrate=True):
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)  # which migrations ran
+
+    with database_target(settings, migrate=True):
         typer.echo(f"database schema at {migrations.head_revision()}")
 
 
@@ -452,3 +482,7 @@ def main() -> None:
     except (typer.Abort, KeyboardInterrupt):
         sys.exit(130)
     sys.exit(outcome if isinstance(outcome, int) else 0)
+
+
+if __name__ == "__main__":  # `crm serve` migrates through `python -m app.cli migrate`
+    main()

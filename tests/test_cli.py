@@ -189,6 +189,7 @@ def test_migrate_on_a_fresh_directory_reports_the_head_revision(crm: Crm) -> Non
     first = crm.run("migrate")
     assert first.returncode == 0, first.stderr
     assert first.stdout.strip() == expected
+    assert "Running upgrade" in first.stderr  # its log says which migrations ran
     assert not crm.database_running()
 
     again = crm.run("migrate")
@@ -331,6 +332,29 @@ def test_serve_with_two_workers(crm: Crm) -> None:
     assert not crm.database_running()
     assert list(scratch.iterdir()) == []
     assert "Traceback" not in served.output()
+
+
+def test_serve_stops_with_the_reason_when_the_database_cannot_be_migrated(crm: Crm) -> None:
+    # Nothing listens on this port: `crm migrate`, which `crm serve` runs beside building the
+    # application, fails, and the service does not start.
+    unreachable = f"postgresql+asyncpg://crm@127.0.0.1:{free_port()}/crm"
+    result = subprocess.run(  # noqa: S603 - our own console script
+        [str(CRM), "serve", "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT,
+        env={**crm.env, "CRM_DATABASE_URL": unreachable},
+        cwd=crm.data_dir,
+        check=False,
+    )
+
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 2, result.stderr
+    assert "cannot reach the database" in errors[0]
+    assert errors[1] == "error: the database could not be migrated; see the error above"
+    assert "Uvicorn running" not in result.stderr
 
 
 @pytest.mark.parametrize(

