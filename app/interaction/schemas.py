@@ -71,6 +71,8 @@ def _iso_text(value: Any) -> Any:
 
 
 def _bounded_body(value: str) -> str:
+    if len(value) * 4 <= MAX_BODY_BYTES:  # no character takes more than 4 bytes in UTF-8
+        return value
     size = len(value.encode("utf-8", errors="surrogatepass"))
     if size > MAX_BODY_BYTES:
         raise ValueError(f"at most {MAX_BODY_BYTES} bytes in UTF-8, got {size}")

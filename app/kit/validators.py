@@ -46,12 +46,18 @@ def _country(value: str) -> str:
     return value
 
 
-def _depth(value: Any, level: int = 1) -> int:
-    if isinstance(value, dict):
-        return max((_depth(item, level + 1) for item in value.values()), default=level)
-    if isinstance(value, list):
-        return max((_depth(item, level + 1) for item in value), default=level)
-    return level
+def _nested_deeper_than(value: dict[str, Any], limit: int) -> bool:
+    """Whether objects and arrays nest more than ``limit`` levels; a flat object (the usual
+    case) costs one pass over its values."""
+    waiting: list[tuple[Any, int]] = [(value, 1)]
+    while waiting:
+        node, level = waiting.pop()
+        for item in node.values() if isinstance(node, dict) else node:
+            if isinstance(item, (dict, list)):
+                if level + 1 > limit:
+                    return True
+                waiting.append((item, level + 1))
+    return False
 
 
 def _attributes(value: dict[str, Any]) -> dict[str, Any]:
@@ -61,7 +67,7 @@ def _attributes(value: dict[str, Any]) -> dict[str, Any]:
         raise ValueError("numbers must fit in 64 bits") from None
     if size > MAX_ATTRIBUTES_BYTES:
         raise ValueError(f"at most {MAX_ATTRIBUTES_BYTES} bytes of JSON, got {size}")
-    if _depth(value) > MAX_ATTRIBUTES_DEPTH:
+    if _nested_deeper_than(value, MAX_ATTRIBUTES_DEPTH):
         raise ValueError(f"nested at most {MAX_ATTRIBUTES_DEPTH} levels deep")
     if any(len(key) > 64 or not key for key in value):
         raise ValueError("keys must be 1 to 64 characters")
