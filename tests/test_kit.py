@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
 from app.kit.contact_points import normalize_email, normalize_phone
-from app.kit.errors import PreconditionFailed
+from app.kit.errors import PreconditionFailed, ValidationFailed
 from app.kit.etag import check_if_match, etag_for, not_modified
 from app.kit.ids import uuid7
 from app.kit.money import Money
+from app.kit.schemas import InputSchema, parse_input
+from app.kit.validators import Tags
 
 
 class TestMoney:
@@ -120,3 +123,63 @@ def test_attributes_refuse_numbers_json_storage_cannot_hold() -> None:
         adapter.validate_python({"points": 2**64})
     with pytest.raises(ValidationError, match="levels deep"):
         adapter.validate_python({"a": {"b": {"c": {"d": {"e": {"f": 1}}}}}})
+
+
+@pytest.mark.parametrize(
+    ("attributes", "too_deep"),
+    [
+        ({}, False),
+        ({"flat": 1, "list": [1, 2]}, False),
+        # The object is level 1, and each value one level below its container.
+        ({"a": {"b": {"c": {"d": 1}}}}, False),
+        ({"a": {"b": {"c": {"d": {}}}}}, False),
+        ({"a": [[[1]]]}, False),
+        ({"a": [{}, {"b": [1]}]}, False),
+        ({"a": {"b": {"c": {"d": {"e": 1}}}}}, True),
+        ({"a": {"b": {"c": {"d": [None]}}}}, True),
+        ({"a": [[[[1]]]]}, True),
+        ({"ok": 1, "deep": [1, {"b": {"c": [2]}}]}, True),
+    ],
+)
+def test_attributes_nest_at_most_five_levels(attributes: dict[str, Any], too_deep: bool) -> None:
+    from pydantic import TypeAdapter
+
+    from app.kit.validators import Attributes
+
+    adapter = TypeAdapter(Attributes)
+    if too_deep:
+        with pytest.raises(ValidationError, match="levels deep"):
+            adapter.validate_python(attributes)
+    else:
+        assert adapter.validate_python(attributes) == attributes
+
+
+class _Thing(InputSchema):
+    name: str
+    tags: Tags = Field(default_factory=list)
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        ({"name": "a\x00b"}, "name"),
+        ({"name": "ok", "tags": ["x", "y\x00"]}, "tags"),
+        ({"name": "ok", "attributes": {"k": ["v\x00"]}}, "attributes"),
+        ({"name": "ok", "attributes": {"k\x00": 1}}, "attributes"),
+        # Not plain JSON (an integer beyond 64 bits): the fields are looked at one by one.
+        ({"name": "ok\x00", "attributes": {"big": 2**70}}, "name"),
+    ],
+)
+def test_a_nul_anywhere_in_an_input_is_refused_naming_its_field(
+    raw: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(ValidationFailed) as refused:
+        parse_input(_Thing, raw)
+    (error,) = refused.value.errors
+    assert "NUL" in error.message
+    assert error.field == field
+
+
+def test_text_that_spells_the_nul_escape_is_accepted() -> None:
+    assert parse_input(_Thing, {"name": "\\u0000"}).name == "\\u0000"

@@ -47,15 +47,17 @@ def _country(value: str) -> str:
 
 
 def _nested_deeper_than(value: dict[str, Any], limit: int) -> bool:
-    """Whether objects and arrays nest more than ``limit`` levels; a flat object (the usual
-    case) costs one pass over its values."""
+    """Whether anything sits deeper than ``limit`` levels: the object is level 1, and each
+    value (a scalar too) one level below its container. A flat object, the usual case,
+    costs one pass over its values."""
     waiting: list[tuple[Any, int]] = [(value, 1)]
     while waiting:
         node, level = waiting.pop()
-        for item in node.values() if isinstance(node, dict) else node:
+        items = node.values() if isinstance(node, dict) else node
+        if level >= limit and items:
+            return True
+        for item in items:
             if isinstance(item, (dict, list)):
-                if level + 1 > limit:
-                    return True
                 waiting.append((item, level + 1))
     return False
 
