@@ -145,7 +145,9 @@ def _prepare_database(
         resolve_target(settings)  # the embedded server's database and role
         return
     migrating = subprocess.run(
-        [sys.executable, "-m", "app.cli", "migrate"],
+        # -P: the working directory is not put on the path, where a folder named `app` would
+        # shadow this package.
+        [sys.executable, "-P", "-m", "app.cli", "migrate"],
         env=environment,
         stdout=subprocess.DEVNULL,
         check=False,

@@ -334,6 +334,21 @@ def test_serve_with_two_workers(crm: Crm) -> None:
     assert "Traceback" not in served.output()
 
 
+def test_serve_ignores_a_folder_named_app_in_its_working_directory(crm: Crm) -> None:
+    # `crm serve` migrates through `python -m app.cli migrate`: the child must import this
+    # package, not whatever `app` the directory it was started in holds.
+    shadow = crm.data_dir / "app"
+    shadow.mkdir()
+    (shadow / "__init__.py").write_text('raise SystemExit("the wrong app package")\n')
+    try:
+        with serving(crm) as served:
+            assert served.get("/readyz").status_code == 200
+            assert served.stop(signal.SIGTERM) == 0, served.output()
+        assert "the wrong app package" not in served.output()
+    finally:
+        shutil.rmtree(shadow)
+
+
 def test_serve_stops_with_the_reason_when_the_database_cannot_be_migrated(crm: Crm) -> None:
     # Nothing listens on this port: `crm migrate`, which `crm serve` runs beside building the
     # application, fails, and the service does not start.
