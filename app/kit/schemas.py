@@ -164,7 +164,6 @@ def parse_input(model: type[InputT], data: Any) -> InputT:
         raise validation_problem(exc.errors()) from None
 
 
-
 def _nul_free(data: Any) -> bool:
     """Whether no string in ``data`` holds U+0000, found in one pass through C code: orjson
     escapes the character as ``\\u0000``, and nothing else writes that text."""
