@@ -11,7 +11,7 @@ from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from app.db.pairs import text_pairs
+from app.db.pairs import pair_owners
 from app.db.params import rows_among
 from app.kit.pagination import Keyset
 from app.kit.search import SearchTerms, ranked, searchable_view
@@ -145,22 +145,9 @@ class AccountRepository:
     async def external_id_owners(
         self, workspace_id: uuid.UUID, pairs: Iterable[tuple[str, str]]
     ) -> dict[tuple[str, str], uuid.UUID]:
-        wanted = list(pairs)
-        if not wanted:
-            return {}
-        listed = text_pairs(wanted)
-        result = await self.session.execute(
-            select(AccountExternalId.system, AccountExternalId.value, AccountExternalId.account_id)
-            .join(
-                listed,
-                (AccountExternalId.system == listed.c.system)
-                & (AccountExternalId.value == listed.c.value),
-            )
-            .where(
-                AccountExternalId.workspace_id == workspace_id,
-            )
+        return await pair_owners(
+            self.session, AccountExternalId.__table__, "account_id", workspace_id, pairs
         )
-        return {(row.system, row.value): row.account_id for row in result}
 
     async def domain_owner(self, workspace_id: uuid.UUID, domain: str) -> uuid.UUID | None:
         result = await self.session.execute(

@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from app.db.pairs import text_pairs
+from app.db.pairs import pair_owners
 from app.db.params import in_texts, newest_per_contact
 from app.kit.pagination import Keyset
 from app.models import (
@@ -332,20 +332,9 @@ class CaseRepository:
     async def external_id_owners(
         self, workspace_id: uuid.UUID, pairs: Iterable[tuple[str, str]]
     ) -> dict[tuple[str, str], uuid.UUID]:
-        wanted = list(pairs)
-        if not wanted:
-            return {}
-        listed = text_pairs(wanted)
-        result = await self.session.execute(
-            select(CaseExternalId.system, CaseExternalId.value, CaseExternalId.case_id)
-            .join(
-                listed,
-                (CaseExternalId.system == listed.c.system)
-                & (CaseExternalId.value == listed.c.value),
-            )
-            .where(CaseExternalId.workspace_id == workspace_id)
+        return await pair_owners(
+            self.session, CaseExternalId.__table__, "case_id", workspace_id, pairs
         )
-        return {(row.system, row.value): row.case_id for row in result}
 
     # -- comments and history ----------------------------------------------------------------
     async def comments(

@@ -21,7 +21,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, UUID, aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload, with_expression
 
-from app.db.pairs import text_pairs
+from app.db.pairs import pair_owners
 from app.db.params import uuid_param
 from app.kit.pagination import Keyset
 from app.kit.search import SearchTerms, ranked, searchable_view
@@ -301,22 +301,9 @@ class ContactRepository:
     async def external_id_owners(
         self, workspace_id: uuid.UUID, pairs: Iterable[tuple[str, str]]
     ) -> dict[tuple[str, str], uuid.UUID]:
-        wanted = list(pairs)
-        if not wanted:
-            return {}
-        listed = text_pairs(wanted)
-        result = await self.session.execute(
-            select(ContactExternalId.system, ContactExternalId.value, ContactExternalId.contact_id)
-            .join(
-                listed,
-                (ContactExternalId.system == listed.c.system)
-                & (ContactExternalId.value == listed.c.value),
-            )
-            .where(
-                ContactExternalId.workspace_id == workspace_id,
-            )
+        return await pair_owners(
+            self.session, ContactExternalId.__table__, "contact_id", workspace_id, pairs
         )
-        return {(row.system, row.value): row.contact_id for row in result}
 
     async def contacts_with_phones(
         self, workspace_id: uuid.UUID, numbers: Iterable[str], *, exclude: uuid.UUID

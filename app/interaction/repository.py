@@ -25,7 +25,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, with_expression
 
-from app.db.pairs import text_pairs
+from app.db.pairs import pair_owners
 from app.db.params import in_uuids, rows_among, uuid_array_param, uuid_param
 from app.kit.ids import uuid7
 from app.kit.pagination import Keyset
@@ -237,26 +237,9 @@ class InteractionRepository:
     async def external_id_owners(
         self, workspace_id: uuid.UUID, pairs: Iterable[tuple[str, str]]
     ) -> dict[tuple[str, str], uuid.UUID]:
-        wanted = list(set(pairs))
-        if not wanted:
-            return {}
-        listed = text_pairs(wanted)
-        result = await self.session.execute(
-            select(
-                InteractionExternalId.system,
-                InteractionExternalId.value,
-                InteractionExternalId.interaction_id,
-            )
-            .join(
-                listed,
-                (InteractionExternalId.system == listed.c.system)
-                & (InteractionExternalId.value == listed.c.value),
-            )
-            .where(
-                InteractionExternalId.workspace_id == workspace_id,
-            )
+        return await pair_owners(
+            self.session, InteractionExternalId.__table__, "interaction_id", workspace_id, pairs
         )
-        return {(row.system, row.value): row.interaction_id for row in result}
 
     async def contact_states(
         self, workspace_id: uuid.UUID, contact_ids: Iterable[uuid.UUID]

@@ -11,7 +11,7 @@ from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
-from app.db.pairs import text_pairs
+from app.db.pairs import pair_owners
 from app.db.params import in_texts, in_uuids, newest_per_contact, uuid_param
 from app.kit.pagination import Keyset
 from app.models import (
@@ -296,24 +296,9 @@ class OpportunityRepository:
     async def external_id_owners(
         self, workspace_id: uuid.UUID, pairs: Iterable[tuple[str, str]]
     ) -> dict[tuple[str, str], uuid.UUID]:
-        wanted = list(pairs)
-        if not wanted:
-            return {}
-        listed = text_pairs(wanted)
-        result = await self.session.execute(
-            select(
-                OpportunityExternalId.system,
-                OpportunityExternalId.value,
-                OpportunityExternalId.opportunity_id,
-            )
-            .join(
-                listed,
-                (OpportunityExternalId.system == listed.c.system)
-                & (OpportunityExternalId.value == listed.c.value),
-            )
-            .where(OpportunityExternalId.workspace_id == workspace_id)
+        return await pair_owners(
+            self.session, OpportunityExternalId.__table__, "opportunity_id", workspace_id, pairs
         )
-        return {(row.system, row.value): row.opportunity_id for row in result}
 
     def add(self, row: Any) -> None:
         self.session.add(row)

@@ -11,7 +11,7 @@ from sqlalchemy import Select, and_, case, delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
-from app.db.pairs import text_pairs
+from app.db.pairs import pair_owners
 from app.db.params import in_uuids, newest_per_contact, rows_among, uuid_param
 from app.kit.pagination import Keyset
 from app.models import Contact, Purchase, PurchaseExternalId, PurchaseRefund
@@ -176,26 +176,9 @@ class PurchaseRepository:
     async def external_id_owners(
         self, workspace_id: uuid.UUID, pairs: Iterable[tuple[str, str]]
     ) -> dict[tuple[str, str], uuid.UUID]:
-        wanted = list(pairs)
-        if not wanted:
-            return {}
-        listed = text_pairs(wanted)
-        result = await self.session.execute(
-            select(
-                PurchaseExternalId.system,
-                PurchaseExternalId.value,
-                PurchaseExternalId.purchase_id,
-            )
-            .join(
-                listed,
-                (PurchaseExternalId.system == listed.c.system)
-                & (PurchaseExternalId.value == listed.c.value),
-            )
-            .where(
-                PurchaseExternalId.workspace_id == workspace_id,
-            )
+        return await pair_owners(
+            self.session, PurchaseExternalId.__table__, "purchase_id", workspace_id, pairs
         )
-        return {(row.system, row.value): row.purchase_id for row in result}
 
     # -- refunds -----------------------------------------------------------------------------
     async def refunds_of(

@@ -48,3 +48,29 @@ async def test_claims_in_opposite_orders_at_once_never_deadlock(
     assert not first & second
     assert first | second == set(pairs)
     assert sorted(map(len, (first, second))) == [0, len(pairs)]
+
+
+async def test_the_owners_of_external_ids_are_found_within_the_workspace(
+    client: httpx.AsyncClient, workspace: WorkspaceHandle, database: Database
+) -> None:
+    """Held pairs map to their interaction, others (and the same value under another system)
+    are absent, a repeated pair is answered once, and another workspace holds none of them."""
+    contact_id = uuid.UUID(await new_contact(client, workspace))
+    data = schemas.InteractionCreate(
+        contact_id=contact_id, channel="chat", type="message", occurred_at=datetime.now(UTC)
+    )
+    held = [("line", f"h{index:04d}") for index in range(300)]
+    async with database.sessionmaker() as session, session.begin():
+        await bind_workspace(session, workspace.id)
+        repository = InteractionRepository(session)
+        items = [_Pending(index, data) for index in range(len(held))]
+        await repository.insert_many(workspace.id, [_row(item) for item in items])
+        await repository.claim_external_ids(
+            workspace.id,
+            [(system, value, item.id) for (system, value), item in zip(held, items, strict=True)],
+        )
+        wanted = [*held, held[0], ("line", "nobody"), ("pbx", held[1][1])]
+        owners = await repository.external_id_owners(workspace.id, wanted)
+        elsewhere = await repository.external_id_owners(uuid.uuid4(), held)
+    assert owners == {pair: item.id for pair, item in zip(held, items, strict=True)}
+    assert elsewhere == {}
